@@ -1,0 +1,7 @@
+"""`python -m gopark` is `gopark`."""
+
+import sys
+
+from gopark.cli import main
+
+sys.exit(main())

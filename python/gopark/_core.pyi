@@ -1,0 +1,3 @@
+"""Type stubs for the native module ``gopark._core`` (built from src/ by maturin)."""
+
+def version() -> str: ...

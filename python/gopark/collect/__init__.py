@@ -1,0 +1,1 @@
+"""Collection from live /debug/pprof endpoints into bundles."""

@@ -1,0 +1,1 @@
+"""The built-in leaky demo program and the helpers that build and run Go programs."""

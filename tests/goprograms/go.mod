@@ -1,0 +1,3 @@
+module goparkfixtures
+
+go 1.21
