@@ -28,9 +28,19 @@ type Config struct {
 	ServeMux *http.ServeMux
 }
 
-// Run parses the common flags, starts the pprof server, runs setup once, prints
-// "ready", then runs step Rate times a second (if step is not nil) until killed.
-func Run(setup func(cfg Config), step func(cfg Config, i int)) {
+// Program is one fixture scenario.
+type Program struct {
+	// Setup runs once before any request (may be nil).
+	Setup func(cfg Config)
+	// Request is one unit of the program's work, e.g. one incoming request. The harness
+	// runs it in a goroutine of its own, like a server runs each request: N times before
+	// "ready", then Rate times a second until killed.
+	Request func(i int)
+}
+
+// Run parses the common flags, starts the pprof server, runs the program and prints
+// "ready"; then it keeps sending requests at -rate until the process is killed.
+func Run(prog Program) {
 	n := flag.Int("n", 200, "how many times to run the leaky path before ready")
 	rate := flag.Float64("rate", 0, "leaky path runs per second after ready")
 	addr := flag.String("addr", "127.0.0.1:0", "pprof listen address")
@@ -52,7 +62,12 @@ func Run(setup func(cfg Config), step func(cfg Config, i int)) {
 	cfg := Config{N: *n, Rate: *rate, Addr: ln.Addr().String(), Hold: *hold, ServeMux: http.DefaultServeMux}
 	fmt.Printf("gopark-fixture listening %s\n", cfg.Addr)
 
-	setup(cfg)
+	if prog.Setup != nil {
+		prog.Setup(cfg)
+	}
+	for i := 0; i < cfg.N; i++ {
+		go prog.Request(i)
+	}
 	// Let the goroutines the scenario started reach their blocking points.
 	time.Sleep(300 * time.Millisecond)
 	fmt.Println("gopark-fixture ready")
@@ -60,11 +75,11 @@ func Run(setup func(cfg Config), step func(cfg Config, i int)) {
 	if *crash {
 		panic("gopark-fixture: crash requested")
 	}
-	if step != nil && *rate > 0 {
+	if *rate > 0 {
 		tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-		for i := 0; ; i++ {
+		for i := cfg.N; ; i++ {
 			<-tick.C
-			step(cfg, i)
+			go prog.Request(i)
 		}
 	}
 	select {}

@@ -28,9 +28,5 @@ func fetch(id int) (int, bool) {
 }
 
 func main() {
-	harness.Run(func(cfg harness.Config) {
-		for i := 0; i < cfg.N; i++ {
-			fetch(i)
-		}
-	}, func(cfg harness.Config, i int) { fetch(i) })
+	harness.Run(harness.Program{Request: func(i int) { fetch(i) }})
 }
