@@ -1,0 +1,83 @@
+"""What a diagnosis says: findings with verdicts, and the summary around them.
+
+These are the objects behind the JSON contract (`gopark.diagnosis/v1`, see the README);
+reporters render them, analyses produce them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gopark.model import Frame
+
+# Verdicts, most serious first. The order ranks findings.
+VERDICTS = ("proven", "confirmed", "suspected", "benign")
+
+# Stable category identifiers used in every output (design.md).
+CATEGORIES = (
+    "chan-send", "chan-recv", "select", "nil-chan", "mutex", "rwmutex", "waitgroup", "cond",
+    "sleep", "ticker", "io-wait", "http-body-not-closed", "syscall", "heap-growth",
+    "sched-latency", "lock-contention", "unknown",
+)
+
+
+@dataclass(slots=True)
+class Finding:
+    """One thing gopark tells the user, with its verdict, evidence and fix."""
+
+    verdict: str
+    category: str
+    title: str
+    goroutines: int = 0
+    bytes: int | None = None
+    per_min: float | None = None
+    wait_minutes: tuple[int, int] | None = None
+    location: Frame | None = None
+    created_by: Frame | None = None
+    stack: list[Frame] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    fix: str = ""
+    source_line: str | None = None
+    """The text of the location's source line, when the file is readable here."""
+    goroutine_ids: list[int] = field(default_factory=list)
+    id: str = ""
+    """F1, F2, ... assigned once findings are ranked."""
+
+    def rank_key(self) -> tuple[int, int]:
+        """Sort key: verdict first, then the amount held (goroutines, else bytes)."""
+        return (VERDICTS.index(self.verdict), -(self.goroutines or (self.bytes or 0)))
+
+
+@dataclass(slots=True)
+class Summary:
+    """The numbers at the top of a diagnosis."""
+
+    goroutines_first: int = 0
+    goroutines_last: int = 0
+    goroutines_per_min: float | None = None
+    steady: bool | None = None
+    parked_fraction: float | None = None
+    parked_by_category: dict[str, float] = field(default_factory=dict)
+    sched_latency_ms: dict[str, float] | None = None
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    """Everything `gopark diagnose` found for one target."""
+
+    target: str
+    findings: list[Finding]
+    summary: Summary
+    go_version: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    snapshots: int = 0
+    notes: list[str] = field(default_factory=list)
+    """Things the user should know about the inputs (e.g. "no debug=2 dump: no goroutine ids")."""
+
+    def ranked(self) -> list[Finding]:
+        """Findings most serious first, with ids F1.. assigned in that order."""
+        out = sorted(self.findings, key=Finding.rank_key)
+        for i, f in enumerate(out, 1):
+            f.id = f"F{i}"
+        return out
