@@ -1,0 +1,242 @@
+"""HTTP client for a /debug/pprof/ endpoint, careful with production targets.
+
+Every request has a connect timeout, a silence timeout (no byte for that long) and a
+total deadline; every body is streamed into a sink with a size cap, so a huge or endless
+response costs neither memory nor unbounded disk; transient failures are retried with
+exponential backoff. Failures become :class:`FetchError`, which says whether the target
+looked unreachable (so the collector can stop adding load to a dying service).
+"""
+
+from __future__ import annotations
+
+import io
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from gopark import __version__
+from gopark.errors import CollectError
+
+MiB = 1024 * 1024
+
+# Statuses a proxy or an overloaded server answers with when a retry may succeed.
+_TRANSIENT_STATUS = {429, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How to talk to the target. Secrets live here and nowhere else (never in a bundle)."""
+
+    timeout: float = 30.0
+    """Seconds without a byte before a request is abandoned; also the total budget of a
+    plain request (captures that last N seconds get N more)."""
+    connect_timeout: float = 5.0
+    max_bytes: int = 512 * MiB
+    """Largest response accepted; a bigger one is aborted and recorded as an error."""
+    retries: int = 2
+    """Extra attempts after a transient failure (connection refused/reset, 429/502/503/504)."""
+    backoff: float = 0.5
+    """First retry delay in seconds; doubles on each further retry."""
+    headers: tuple[tuple[str, str], ...] = ()
+    insecure: bool = False
+    """Skip TLS certificate verification."""
+    cacert: str | None = None
+    cert: str | None = None
+    """Client certificate (PEM) for mutual TLS; ``key`` is its private key if separate."""
+    key: str | None = None
+
+
+class FetchError(Exception):
+    """A request failed. ``unreachable`` is true when the target did not answer at all
+    (refused, reset, timed out) rather than answering with an error."""
+
+    def __init__(self, message: str, *, unreachable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.status = status
+
+
+class _Stopped(Exception):
+    pass
+
+
+def normalize_url(url: str) -> str:
+    """The /debug/pprof/ base URL for what a user typed.
+
+    ``host:6060`` and ``http://host:6060`` mean ``http://host:6060/debug/pprof/``; a URL
+    with a path keeps it (a proxy may mount pprof elsewhere) and gains a trailing slash.
+    """
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CollectError(f"{url}: not an http(s) URL of a /debug/pprof/ endpoint")
+    path = parts.path or "/"
+    if path == "/":
+        path = "/debug/pprof/"
+    if not path.endswith("/"):
+        path += "/"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password and query string, safe to write down."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _ssl_context(options: ClientOptions) -> ssl.SSLContext:
+    try:
+        ctx = ssl.create_default_context(cafile=options.cacert)
+        if options.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if options.cert:
+            ctx.load_cert_chain(options.cert, options.key)
+    except (OSError, ssl.SSLError) as e:
+        raise CollectError(f"cannot load TLS certificates: {e}") from e
+    return ctx
+
+
+class PprofClient:
+    """GETs paths under one /debug/pprof/ base URL. Thread-safe; close it when done."""
+
+    def __init__(self, base_url: str, options: ClientOptions | None = None) -> None:
+        self.base_url = normalize_url(base_url)
+        self.options = options or ClientOptions()
+        o = self.options
+        headers = {"User-Agent": f"gopark/{__version__}"}
+        headers.update(dict(o.headers))
+        self._http = httpx.Client(
+            headers=headers,
+            verify=_ssl_context(o) if self.base_url.startswith("https") else True,
+            timeout=httpx.Timeout(o.timeout, connect=o.connect_timeout),
+            follow_redirects=True,
+        )
+        self._closed = threading.Event()
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path``: relative to the base (``"goroutine?debug=2"``), or to
+        the host when it starts with a slash (``"/metrics"``)."""
+        parts = urlsplit(self.base_url)
+        base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        path_part, _, query = path.partition("?")
+        full = (base + path_part) if path.startswith("/") else (base + parts.path + path_part)
+        # A query on the target URL (an access token for a proxy) goes on every request.
+        query = "&".join(q for q in (query, parts.query) if q)
+        return full + ("?" + query if query else "")
+
+    def fetch(self, path: str, sink: BinaryIO, *, capture_seconds: float = 0.0,
+              max_bytes: int | None = None, stop: threading.Event | None = None,
+              timeout: float | None = None, retries: int | None = None) -> int:
+        """Stream the response body of ``path`` into ``sink``; returns its size.
+
+        ``capture_seconds`` is how long the server is expected to stay silent on purpose
+        (CPU profile, trace). Retries transient failures, rewinding ``sink`` each time.
+        Raises FetchError; ``stop`` being set aborts the transfer. ``timeout`` and
+        ``retries`` override the client's options for this request.
+        """
+        attempts = 1 + max(0, self.options.retries if retries is None else retries)
+        delay = self.options.backoff
+        for attempt in range(attempts):
+            sink.seek(0)
+            sink.truncate()
+            try:
+                return self._fetch_once(path, sink, capture_seconds,
+                                        max_bytes or self.options.max_bytes, stop,
+                                        self.options.timeout if timeout is None else timeout)
+            except FetchError as e:
+                retryable = e.status in _TRANSIENT_STATUS or (e.unreachable and e.status == -1)
+                if not retryable or attempt == attempts - 1 or self._closed.is_set():
+                    raise
+                if stop is not None and stop.wait(delay):
+                    raise
+                if stop is None:
+                    time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch_bytes(self, path: str, max_bytes: int, timeout: float | None = None) -> bytes:
+        """A small response (e.g. /metrics) into memory, capped at ``max_bytes``; no retries."""
+        buf = io.BytesIO()
+        self.fetch(path, buf, max_bytes=max_bytes, timeout=timeout, retries=0)
+        return buf.getvalue()
+
+    def _fetch_once(self, path: str, sink: BinaryIO, capture_seconds: float, max_bytes: int,
+                    stop: threading.Event | None, base_timeout: float) -> int:
+        o = self.options
+        silence = base_timeout + capture_seconds
+        deadline = time.monotonic() + silence
+        timeout = httpx.Timeout(silence, connect=o.connect_timeout)
+        size = 0
+        try:
+            with self._http.stream("GET", self.url(path), timeout=timeout) as resp:
+                if resp.status_code != 200:
+                    body = _short_text(resp)
+                    raise FetchError(f"HTTP {resp.status_code}" + (f": {body}" if body else ""),
+                                     unreachable=False, status=resp.status_code)
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FetchError(f"response larger than the {_human(max_bytes)} cap; "
+                                         "aborted", unreachable=False)
+                    sink.write(chunk)
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"response still incomplete after {silence:.0f} s; "
+                                         "aborted", unreachable=True)
+                    if stop is not None and stop.is_set():
+                        raise _Stopped()
+        except _Stopped:
+            raise FetchError("stopped", unreachable=False) from None
+        except httpx.TimeoutException as e:
+            what = "connect" if isinstance(e, httpx.ConnectTimeout) else "response"
+            limit = o.connect_timeout if what == "connect" else silence
+            raise FetchError(f"no {what} within {limit:g} s (timeout)", unreachable=True) from e
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError) as e:
+            # status -1 marks "no answer at all": worth a retry.
+            raise FetchError(f"{type(e).__name__}: {e or 'connection failed'}",
+                             unreachable=True, status=-1) from e
+        except httpx.HTTPError as e:
+            raise FetchError(f"{type(e).__name__}: {e}", unreachable=False) from e
+        except ssl.SSLError as e:
+            raise FetchError(f"TLS: {e}", unreachable=False) from e
+        return size
+
+    def close(self) -> None:
+        """Close connections; requests in flight in other threads fail."""
+        self._closed.set()
+        self._http.close()
+
+    def __enter__(self) -> PprofClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _short_text(resp: httpx.Response) -> str:
+    # Error bodies from net/http/pprof are one short line; read at most 200 bytes.
+    got = b""
+    try:
+        for chunk in resp.iter_bytes():
+            got += chunk
+            if len(got) >= 200:
+                break
+    except httpx.HTTPError:
+        pass
+    return got[:200].decode("utf-8", "replace").strip().splitlines()[0] if got.strip() else ""
+
+
+def _human(n: int) -> str:
+    return f"{n / MiB:g} MiB" if n >= MiB else f"{n} bytes"
