@@ -27,6 +27,10 @@ MiB = 1024 * 1024
 # Statuses a proxy or an overloaded server answers with when a retry may succeed.
 _TRANSIENT_STATUS = {429, 502, 503, 504}
 
+_NETWORK_FAILURE = {"ConnectError": "cannot connect", "RemoteProtocolError": "connection closed",
+                    "ReadError": "connection broken while reading",
+                    "WriteError": "connection broken while sending"}
+
 
 @dataclass(frozen=True)
 class ClientOptions:
@@ -205,8 +209,9 @@ class PprofClient:
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
                 httpx.WriteError) as e:
             # status -1 marks "no answer at all": worth a retry.
-            raise FetchError(f"{type(e).__name__}: {e or 'connection failed'}",
-                             unreachable=True, status=-1) from e
+            what = _NETWORK_FAILURE.get(type(e).__name__, "connection failed")
+            raise FetchError(f"{what}: {e}" if str(e) else what, unreachable=True,
+                             status=-1) from e
         except httpx.HTTPError as e:
             raise FetchError(f"{type(e).__name__}: {e}", unreachable=False) from e
         except ssl.SSLError as e:
