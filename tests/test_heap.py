@@ -9,7 +9,6 @@ from pathlib import Path
 
 import gofixtures
 import pytest
-
 from gopark.analysis.heap import (
     MIN_STACK,
     diff_heap,
