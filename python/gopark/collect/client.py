@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -116,12 +116,21 @@ class PprofClient:
     """GETs paths under one /debug/pprof/ base URL. Thread-safe; close it when done."""
 
     def __init__(self, base_url: str, options: ClientOptions | None = None) -> None:
-        self.base_url = normalize_url(base_url)
+        url = normalize_url(base_url)
         self.options = options or ClientOptions()
         o = self.options
         headers = {"User-Agent": f"gopark/{__version__}"}
         headers.update(dict(o.headers))
+        # user:password in the URL means basic auth, unless an Authorization header is given.
+        parts = urlsplit(url)
+        auth = None
+        if parts.username is not None and not any(k.lower() == "authorization"
+                                                  for k, _ in o.headers):
+            auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+        self.base_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path,
+                                    parts.query, ""))
         self._http = httpx.Client(
+            auth=auth,
             headers=headers,
             verify=_ssl_context(o) if self.base_url.startswith("https") else True,
             timeout=httpx.Timeout(o.timeout, connect=o.connect_timeout),

@@ -1,0 +1,144 @@
+// gateway: the pprof endpoints as services often expose them in production — behind a
+// TLS front that wants a bearer token and a client certificate — plus a Prometheus-style
+// /metrics page with go_info{version="..."} as client_golang's Go collector writes it.
+//
+// The plain harness port serves pprof and /metrics without any checks. With -dir DIR the
+// program also serves the same handlers over TLS and writes into DIR:
+//
+//	addr            HOST:PORT of the TLS front
+//	ca.pem          the certificate authority that signed the server and client certs
+//	client.pem      a client certificate the front accepts
+//	client-key.pem  its private key
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"goparkfixtures/harness"
+)
+
+var (
+	dir   = flag.String("dir", "", "serve over TLS too and write its address and credentials here")
+	token = flag.String("token", "", "bearer token the TLS front requires")
+)
+
+func goInfo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	fmt.Fprintf(w, "# HELP go_goroutines Number of goroutines that currently exist.\n")
+	fmt.Fprintf(w, "# TYPE go_goroutines gauge\ngo_goroutines %d\n", runtime.NumGoroutine())
+	fmt.Fprintf(w, "# HELP go_info Information about the Go environment.\n")
+	fmt.Fprintf(w, "# TYPE go_info gauge\ngo_info{version=%q} 1\n", runtime.Version())
+}
+
+type keyPair struct {
+	cert *x509.Certificate
+	der  []byte
+	key  *ecdsa.PrivateKey
+}
+
+func issue(tmpl *x509.Certificate, parent *keyPair) *keyPair {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	signer, parentCert := key, tmpl
+	if parent != nil {
+		signer, parentCert = parent.key, parent.cert
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, &key.PublicKey, signer)
+	if err != nil {
+		panic(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return &keyPair{cert, der, key}
+}
+
+func writePEM(path, kind string, der []byte) {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		panic(err)
+	}
+}
+
+func (k *keyPair) tlsCert() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{k.der}, PrivateKey: k.key}
+}
+
+// serveTLS starts the authenticating front over http.DefaultServeMux.
+func serveTLS(dir, token string) {
+	now := time.Now()
+	ca := issue(&x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gopark test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}, nil)
+	server := issue(&x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca)
+	client := issue(&x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "gopark"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca)
+	writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.der)
+	writePEM(filepath.Join(dir, "client.pem"), "CERTIFICATE", client.der)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(client.key)
+	if err != nil {
+		panic(err)
+	}
+	writePEM(filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", keyDER)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{server.tlsCert()},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	})
+	if err != nil {
+		panic(err)
+	}
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		http.DefaultServeMux.ServeHTTP(w, r)
+	})
+	go func() { _ = http.Serve(ln, front) }()
+	if err := os.WriteFile(filepath.Join(dir, "addr"), []byte(ln.Addr().String()), 0o644); err != nil {
+		panic(err)
+	}
+}
+
+func main() {
+	harness.Run(harness.Program{Setup: func(cfg harness.Config) {
+		cfg.ServeMux.HandleFunc("/metrics", goInfo)
+		if *dir != "" {
+			serveTLS(*dir, *token)
+		}
+	}, Request: func(int) {}})
+}

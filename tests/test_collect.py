@@ -1,0 +1,199 @@
+"""Live collection into bundles, against real Go services on loopback.
+
+One short collection (2 s, snapshots every 0.5 s, a 0.5 s trace and a 1 s CPU profile)
+from the sendaftertimeout leak on Go 1.27 is shared by most tests; Go's own tools are the
+oracle for the files it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import gofixtures
+import pytest
+from gopark.collect import Bundle, ClientOptions, CollectOptions, collect_bundle, open_bundle
+from gopark.collect.plan import snapshot_offsets
+from gopark.errors import CollectError
+
+INTERVAL, DURATION = 0.5, 2.0
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
+    out = tmp_path_factory.mktemp("collect") / "bundle"
+    # 40 leaked goroutines a second; block profiling on, mutex profiling off.
+    args = ["-n", "50", "-rate", "40", "-block-rate", "1"]
+    with gofixtures.run("sendaftertimeout", "1.27", args) as p:
+        opts = CollectOptions(interval=INTERVAL, duration=DURATION, trace=0.5, cpu=1.0)
+        collect_bundle(p.base_url, out, opts)
+    yield open_bundle(out)
+
+
+def go_tool(short: str, *args: str) -> str:
+    """Run `go tool ...` of Go `short`; returns stdout, fails the test on a non-zero exit."""
+    go = gofixtures.go_binary(short)
+    env = dict(os.environ, GOTOOLCHAIN="local", GOROOT=str(gofixtures.goroot(short)))
+    proc = subprocess.run([str(go), "tool", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def pprof_total(path: Path) -> int:
+    """Sum of the first value over all samples, as `go tool pprof -raw` prints them."""
+    raw = go_tool("1.27", "pprof", "-raw", str(path))
+    samples = raw.split("Samples:", 1)[1].split("Locations", 1)[0]
+    rows = re.finditer(r"^\s+(\d+)(?:\s+\d+)*:", samples, re.MULTILINE)
+    return sum(int(m.group(1)) for m in rows)
+
+
+def index_count(b: Bundle, phase: str, name: str) -> int:
+    page = b.read(next(f for f in b.select("index") if f.phase == phase)).decode()
+    m = re.search(rf"<tr><td>(\d+)</td><td><a href='{name}\?debug=1'>", page)
+    assert m, page
+    return int(m.group(1))
+
+
+def test_manifest_describes_every_file(bundle: Bundle) -> None:
+    assert bundle.status == "complete"
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/debug/pprof/", bundle.target)
+    assert bundle.finished is not None and bundle.finished > bundle.started
+    assert bundle.options["interval_s"] == INTERVAL and bundle.options["duration_s"] == DURATION
+    assert not bundle.errors
+    names = sorted(p.name for p in bundle.directory.iterdir())
+    assert names == sorted([f.name for f in bundle.files if f.name] + ["manifest.json"])
+    for f in bundle.files:
+        assert bundle.path(f).stat().st_size == f.size > 0
+        assert f.started >= bundle.started and f.duration_s >= 0
+    starts = [f.started for f in bundle.files]
+    assert starts == sorted(starts)
+
+
+def test_snapshots_follow_the_interval(bundle: Bundle) -> None:
+    snaps = bundle.select("goroutine", "proto")
+    assert len(snaps) == len(snapshot_offsets(DURATION, INTERVAL)) == 5
+    assert [f.phase for f in snaps] == ["start", "interval", "interval", "interval", "end"]
+    span = (snaps[-1].started - snaps[0].started).total_seconds()
+    assert DURATION - 0.1 <= span <= DURATION + 1.0
+    gaps = [(b.started - a.started).total_seconds() for a, b in zip(snaps, snaps[1:], strict=False)]
+    assert all(g >= INTERVAL * 0.8 for g in gaps), gaps
+
+
+def test_snapshots_are_valid_profiles_that_see_the_leak_grow(bundle: Bundle) -> None:
+    snaps = bundle.select("goroutine", "proto")
+    totals = [pprof_total(bundle.path(f)) for f in snaps]
+    # The fixture leaks 40 goroutines a second: 2 s later there are ~80 more.
+    assert totals[-1] - totals[0] >= 40, totals
+    # The last snapshot and the end index were taken a few milliseconds apart.
+    assert abs(totals[-1] - index_count(bundle, "end", "goroutine")) <= 5
+
+
+def test_dumps_at_start_and_end(bundle: Bundle) -> None:
+    dumps = bundle.select("goroutine", "debug2")
+    assert [f.phase for f in dumps] == ["start", "end"]
+    for f in dumps:
+        assert bundle.read(f).startswith(b"goroutine ")
+        assert b"main.fetch.func1" in bundle.read(f)
+
+
+def test_goroutineleak_runs_before_the_last_dump_which_then_shows_leaked(bundle: Bundle) -> None:
+    (leak,) = bundle.select("goroutineleak")
+    end_dump = bundle.select("goroutine", "debug2")[-1]
+    assert leak.phase == "end" and leak.started < end_dump.started
+    leaked = pprof_total(bundle.path(leak))
+    assert leaked >= 50
+    assert bundle.read(end_dump).count(b"[chan send (leaked)") >= leaked
+    assert b"(leaked)" not in bundle.read(bundle.select("goroutine", "debug2")[0])
+
+
+def test_heap_at_start_and_end_with_memstats(bundle: Bundle) -> None:
+    assert [f.phase for f in bundle.select("heap", "proto")] == ["start", "end"]
+    for f in bundle.select("heap", "proto"):
+        go_tool("1.27", "pprof", "-raw", str(bundle.path(f)))
+    for f in bundle.select("heap", "debug1"):
+        text = bundle.read(f).decode()
+        for field in ("# runtime.MemStats", "# HeapAlloc = ", "# HeapSys = ",
+                      "# HeapObjects = ", "# NumGC = ", "# PauseNs = "):
+            assert field in text
+
+
+def test_block_taken_mutex_explained(bundle: Bundle) -> None:
+    assert bundle.profiles["block"] > 0 and bundle.profiles["mutex"] == 0
+    assert [f.phase for f in bundle.select("block")] == ["start", "end"]
+    assert pprof_total(bundle.path(bundle.select("block")[-1])) > 0
+    assert not bundle.select("mutex")
+    assert any("mutex" in n and "SetMutexProfileFraction" in n for n in bundle.notes)
+    assert not any("block" in n for n in bundle.notes)
+
+
+def test_cpu_profile_and_trace_read_by_go_tools(bundle: Bundle) -> None:
+    (cpu,) = bundle.select("cpu")
+    (trace,) = bundle.select("trace")
+    assert cpu.request == "profile?seconds=1" and 0.9 <= cpu.duration_s < 5
+    assert trace.request == "trace?seconds=0.5" and 0.4 <= trace.duration_s < 5
+    assert "PeriodType: cpu nanoseconds" in go_tool("1.27", "pprof", "-raw", str(bundle.path(cpu)))
+    assert bundle.read(trace).startswith(b"go 1.")
+    parsed = go_tool("1.27", "trace", "-d=parsed", str(bundle.path(trace)))
+    assert "GoCreate" in parsed or "StateTransition" in parsed
+
+
+def test_heavy_captures_never_overlap(bundle: Bundle) -> None:
+    heavy = sorted((f for f in bundle.files if f.form in ("debug2", "trace") or f.kind == "cpu"),
+                   key=lambda f: f.started)
+    assert len(heavy) == 4
+    for a, b in zip(heavy, heavy[1:], strict=False):
+        assert a.started.timestamp() + a.duration_s <= b.started.timestamp() + 0.002, (a, b)
+
+
+def test_go_version_unknown_without_metrics(bundle: Bundle) -> None:
+    assert bundle.go_version is None and bundle.go_version_source is None
+
+
+def test_old_go_has_no_goroutineleak_and_dump_threshold(tmp_path: Path) -> None:
+    with gofixtures.run("sendaftertimeout", "1.21", ["-n", "30"]) as p:
+        small = collect_bundle(p.base_url, tmp_path / "small",
+                               CollectOptions(interval=0.5, duration=0.5, max_dump_goroutines=10))
+        forced = collect_bundle(p.base_url, tmp_path / "forced",
+                                CollectOptions(interval=0.5, duration=0, max_dump_goroutines=10,
+                                               force_dumps=True))
+    assert small.status == forced.status == "complete"
+    assert "goroutineleak" not in small.profiles and not small.select("goroutineleak")
+    assert any("goroutineleak profile not offered" in n for n in small.notes)
+    assert not small.select("goroutine", "debug2")
+    assert sum("debug=2 dump skipped" in n for n in small.notes) == 2
+    assert len(forced.select("goroutine", "debug2")) == 2
+    assert len(small.select("goroutine", "proto")) == 2
+
+
+def test_go_version_from_prometheus_go_info(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.24", ["-n", "0"]) as p:
+        b = collect_bundle(p.addr, tmp_path / "b", CollectOptions(interval=1, duration=0))
+    assert b.go_version == "go" + gofixtures.GO_VERSIONS["1.24"]
+    assert b.go_version_source == "/metrics go_info"
+    assert open_bundle(tmp_path / "b").go_version == b.go_version
+
+
+def test_tls_client_cert_and_auth_header_never_written_down(tmp_path: Path) -> None:
+    secret = "s3cr3t-token-7f2a"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-dir", str(creds), "-token", secret]):
+        url = f"https://user:hunter2@{(creds / 'addr').read_text()}/debug/pprof/"
+        tls = dict(cacert=str(creds / "ca.pem"), cert=str(creds / "client.pem"),
+                   key=str(creds / "client-key.pem"))
+        good = ClientOptions(headers=(("Authorization", f"Bearer {secret}"),), **tls)
+        b = collect_bundle(url, tmp_path / "ok", CollectOptions(interval=1, duration=0,
+                                                                client=good))
+        with pytest.raises(CollectError, match="HTTP 401"):
+            collect_bundle(url, tmp_path / "no-token",
+                           CollectOptions(interval=1, duration=0, client=ClientOptions(**tls)))
+    assert b.status == "complete" and not b.errors
+    assert b.go_version == "go" + gofixtures.GO_VERSIONS["1.27"]
+    assert b.target.startswith("https://127.0.0.1:") and "user" not in b.target
+    manifest = (tmp_path / "ok" / "manifest.json").read_text()
+    for leak in (secret, "hunter2", "client.pem", "client-key.pem", "ca.pem", str(creds)):
+        assert leak not in manifest
