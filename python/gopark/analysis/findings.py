@@ -42,6 +42,9 @@ class Finding:
     goroutine_ids: list[int] = field(default_factory=list)
     id: str = ""
     """F1, F2, ... assigned once findings are ranked."""
+    group_key: str | None = None
+    """The inventory group (user-similarity key) this finding is about, so analyses that
+    look at the same group (one snapshot, a trend, a trace) can merge their findings."""
 
     def rank_key(self) -> tuple[int, int]:
         """Sort key: verdict first, then the amount held (goroutines, else bytes)."""

@@ -1,0 +1,129 @@
+"""Who else touches the lock or channel a group waits on, found by address in the arguments.
+
+debug=2 dumps print each frame's arguments; a lock's address shows in the arguments of
+``sync.(*Mutex).lockSlow`` (and friends) of the goroutines waiting for it, and very often
+in the arguments of the goroutine holding it (a method on the struct that embeds it).
+The same goes for a channel address in user frames. Profiles have no arguments: nothing
+is found there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from gopark.analysis import classify
+from gopark.model import Frame, Goroutine
+
+LOCK_FRAMES = frozenset({
+    "sync.(*Mutex).Lock", "sync.(*Mutex).lockSlow", "internal/sync.(*Mutex).Lock",
+    "internal/sync.(*Mutex).lockSlow", "sync.(*RWMutex).Lock", "sync.(*RWMutex).RLock",
+})
+CHAN_FRAMES = frozenset({"runtime.chansend1", "runtime.chanrecv1", "runtime.chanrecv2",
+                         "runtime.chansend", "runtime.chanrecv"})
+
+NEAR_BYTES = 256
+"""A holder's receiver may be the struct that embeds the lock a few fields in."""
+
+_ADDR = re.compile(r"0x[0-9a-f]+")
+_MIN_POINTER = 0x10000
+
+
+@dataclass(frozen=True, slots=True)
+class Toucher:
+    """A goroutine whose arguments mention an address a group waits on."""
+
+    goroutine_id: int | None
+    state: str
+    wait_minutes: int
+    frame: Frame
+    """The frame whose arguments mention it."""
+    address: int
+    offset: int
+    """0 for the address itself; >0 when the frame's argument is a struct that starts
+    ``offset`` bytes before it (the lock is a field of it)."""
+
+
+def pointers(args: str) -> list[int]:
+    """Pointer-looking values in a frame's argument text (``"0xc000010000, 0x1"``)."""
+    return [v for v in (int(a, 16) for a in _ADDR.findall(args)) if v >= _MIN_POINTER]
+
+
+def _first_pointer_in(g: Goroutine, names: frozenset[str]) -> int | None:
+    for frame, args in zip(g.frames, g.args, strict=False):
+        if frame.function in names:
+            ptrs = pointers(args)
+            if ptrs:
+                return ptrs[0]
+    return None
+
+
+def lock_address(g: Goroutine) -> int | None:
+    """The address of the lock a goroutine waits for, when its dump shows it."""
+    return _first_pointer_in(g, LOCK_FRAMES)
+
+
+def channel_addresses(g: Goroutine) -> list[int]:
+    """Addresses a channel-blocked goroutine may be waiting on: the runtime frame's channel
+    argument when shown, else the pointer arguments of its innermost user frame."""
+    ptr = _first_pointer_in(g, CHAN_FRAMES)
+    if ptr is not None:
+        return [ptr]
+    i = classify.first_user_index(g.frames)
+    if i is None or i >= len(g.args):
+        return []
+    return pointers(g.args[i])
+
+
+def touchers(addresses: set[int], waiting: set[int], goroutines: Iterable[Goroutine],
+             near: bool = False) -> list[Toucher]:
+    """Goroutines (not among ``waiting`` ids) whose frame arguments mention one of
+    ``addresses``; with ``near``, also a user method's receiver up to NEAR_BYTES before it."""
+    found: list[Toucher] = []
+    if not addresses:
+        return found
+    lowest = min(addresses) - NEAR_BYTES
+    for g in goroutines:
+        if g.id in waiting:
+            continue
+        hit = _touch(g, addresses, lowest, near)
+        if hit is not None:
+            found.append(Toucher(g.id, g.state, g.wait_minutes, hit[0], hit[1], hit[2]))
+    exact_first: list[Toucher] = sorted(found, key=lambda t: (t.offset, t.goroutine_id or 0))
+    return exact_first
+
+
+def _touch(g: Goroutine, addresses: set[int], lowest: int, near: bool
+           ) -> tuple[Frame, int, int] | None:
+    best: tuple[Frame, int, int] | None = None
+    for frame, args in zip(g.frames, g.args, strict=False):
+        ptrs = pointers(args)
+        for p in ptrs:
+            if p in addresses:
+                return frame, p, 0
+        if near and ptrs and "(*" in frame.function and not classify.is_stdlib(frame.function):
+            receiver = ptrs[0]
+            if receiver >= lowest:
+                for a in addresses:
+                    if 0 < a - receiver <= NEAR_BYTES and (best is None or a - receiver < best[2]):
+                        best = (frame, a, a - receiver)
+    return best
+
+
+def lock_holders(members: Sequence[Goroutine], everyone: Iterable[Goroutine]) -> list[Toucher]:
+    """Goroutines that could hold the lock ``members`` wait for: the same address in their
+    arguments while they are not waiting for it themselves."""
+    addresses = {a for a in (lock_address(g) for g in members) if a is not None}
+    everyone = list(everyone)
+    waiting = {g.id for g in everyone if g.id is not None and lock_address(g) in addresses}
+    return touchers(addresses, waiting, everyone, near=True)
+
+
+def channel_peers(members: Sequence[Goroutine], everyone: Iterable[Goroutine]
+                  ) -> tuple[set[int], list[Toucher]]:
+    """The channel addresses ``members`` wait on (as far as the dump shows them) and the
+    other goroutines that mention the same addresses."""
+    addresses = {a for g in members for a in channel_addresses(g)}
+    waiting = {g.id for g in members if g.id is not None}
+    return addresses, touchers(addresses, waiting, everyone)

@@ -1,0 +1,234 @@
+"""Step 1 of the method: group a snapshot's goroutines by stack, classify each group.
+
+Three similarities:
+
+- ``exact``: function and file:line of every frame;
+- ``functions``: function names of every frame;
+- ``user``: the runtime folded away, the user's frames kept (the innermost with its line)
+  plus the stdlib function the user called to block, or for stdlib-only stacks their
+  non-runtime functions. The runtime frames differ between dumps and profiles (and Go
+  1.27 profiles trim them), so this key is the one that matches across forms.
+
+Each group has a stable ``key`` (a hash of its signature) for matching the same group in
+another snapshot or another form of the same snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gopark.analysis import classify
+from gopark.analysis.source import SourceReader
+from gopark.model import Frame, Goroutine, Snapshot
+
+SIMILARITIES = ("user", "functions", "exact")
+
+
+@dataclass(slots=True)
+class Group:
+    """Goroutines that share a stack signature, and what they are doing."""
+
+    key: str
+    signature: tuple[str, ...]
+    count: int
+    category: str
+    stack: tuple[Frame, ...]
+    """An example stack, innermost frame first."""
+    location: Frame | None
+    states: dict[str, int] = field(default_factory=dict)
+    wait_minutes: tuple[int, int] | None = None
+    """(min, max) over the group; None when the form has no wait times (profiles)."""
+    created_by: Frame | None = None
+    goroutine_ids: list[int] = field(default_factory=list)
+    creator_ids: set[int] = field(default_factory=set)
+    leaked: int = 0
+    """How many the goroutineleak profile marked leaked."""
+    parked: int = 0
+    benign: str | None = None
+    """Why this is a known idle shape, or None."""
+    source_line: str | None = None
+    members: list[Goroutine] = field(default_factory=list, repr=False)
+
+    @property
+    def distinct_creators(self) -> int:
+        """How many different goroutines started these (0 when the form does not say)."""
+        return len(self.creator_ids)
+
+    @property
+    def main_state(self) -> str:
+        """The most common state ("" for profile stacks)."""
+        return max(self.states, key=lambda s: self.states[s]) if self.states else ""
+
+
+@dataclass(slots=True)
+class Inventory:
+    """A snapshot's goroutines grouped, largest group first."""
+
+    source: str
+    form: str
+    profile: str
+    similarity: str
+    total: int
+    groups: list[Group]
+    go_version: str | None = None
+    parked: int = 0
+    parked_by_category: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def parked_fraction(self) -> float:
+        """Share of goroutines parked in runtime.gopark (the seed's metric)."""
+        return self.parked / self.total if self.total else 0.0
+
+    def by_key(self) -> dict[str, Group]:
+        """Groups by their key."""
+        return {g.key: g for g in self.groups}
+
+
+def signature(frames: Sequence[Frame], similarity: str) -> tuple[str, ...]:
+    """The stack signature groups are made of, at one similarity."""
+    if similarity == "exact":
+        return tuple(f"{f.function} {f.file}:{f.line}" for f in frames)
+    if similarity == "functions":
+        return tuple(f.function for f in frames)
+    if similarity != "user":
+        raise ValueError(f"unknown similarity {similarity!r}; expected one of {SIMILARITIES}")
+    i = classify.first_user_index(frames)
+    if i is None:
+        kept = [f for f in frames if not classify.is_runtime(f.function)]
+        if not kept:
+            return ()
+        return (f"{kept[0].function}:{kept[0].line}", *(f.function for f in kept[1:]))
+    sig = [f"{frames[i].function}:{frames[i].line}"]
+    sig += [f.function for f in frames[i + 1:] if not classify.is_stdlib(f.function)]
+    boundary = classify.boundary_frame(frames)
+    if boundary is not None:
+        sig.insert(0, boundary.function)
+    return tuple(sig)
+
+
+def key_of(sig: tuple[str, ...], similarity: str) -> str:
+    """A short stable key for a signature (same signature, same key, in any process)."""
+    text = similarity + "\n" + "\n".join(sig)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+Filter = Callable[[Goroutine], bool]
+
+
+def inventory(snapshot: Snapshot, similarity: str = "user", *,
+              source: SourceReader | None = None,
+              category_hints: Mapping[str, str] | None = None,
+              keep: Filter | None = None) -> Inventory:
+    """Group ``snapshot``'s goroutines at ``similarity`` and classify every group.
+
+    ``category_hints`` maps user-similarity keys to categories learnt from a debug=2 dump of
+    the same program: they categorise profile stacks that carry no wait reason.
+    ``keep`` selects the goroutines to group (the others are not counted).
+    """
+    reader = source if source is not None else SourceReader()
+    buckets: dict[tuple[str, ...], list[Goroutine]] = {}
+    for g in snapshot.goroutines:
+        if keep is None or keep(g):
+            buckets.setdefault(signature(g.frames, similarity), []).append(g)
+
+    groups = [_make_group(sig, members, similarity, reader, category_hints)
+              for sig, members in buckets.items()]
+    _mark_http_pairs(groups)
+    _mark_pools(groups)
+    groups.sort(key=lambda gr: (-gr.count, gr.signature))
+
+    parked_by: Counter[str] = Counter()
+    for gr in groups:
+        if gr.parked:
+            parked_by[gr.category] += gr.parked
+    return Inventory(
+        source=snapshot.source, form=snapshot.form, profile=snapshot.profile,
+        similarity=similarity, total=sum(gr.count for gr in groups), groups=groups,
+        go_version=snapshot.go_version, parked=sum(parked_by.values()),
+        parked_by_category=dict(parked_by.most_common()),
+    )
+
+
+def _make_group(sig: tuple[str, ...], members: list[Goroutine], similarity: str,
+                reader: SourceReader, hints: Mapping[str, str] | None) -> Group:
+    first = members[0]
+    frames = first.frames
+    states: Counter[str] = Counter()
+    for g in members:
+        if g.state:
+            states[g.state] += g.count
+    state = max(states, key=lambda s: states[s]) if states else ""
+    category = classify.categorize(state, frames, reader.block)
+    if hints and category == "unknown" and not state:
+        user_key = key_of(signature(frames, "user"), "user")
+        category = hints.get(user_key, category)
+    count = sum(g.count for g in members)
+    waits = [g.wait_minutes for g in members]
+    has_waits = any(g.id is not None for g in members)
+    creators = Counter(g.created_by for g in members if g.created_by is not None)
+    loc = classify.location(frames)
+    group = Group(
+        key=key_of(sig, similarity), signature=sig, count=count, category=category,
+        stack=frames, location=loc, states={s: n for s, n in states.items() if n},
+        wait_minutes=(min(waits), max(waits)) if has_waits else None,
+        created_by=creators.most_common(1)[0][0] if creators else None,
+        goroutine_ids=sorted(g.id for g in members if g.id is not None),
+        creator_ids={g.creator_id for g in members if g.creator_id is not None},
+        leaked=sum(g.count for g in members if g.leaked),
+        parked=sum(g.count for g in members if classify.is_parked(g.state, category)),
+        source_line=reader.line(loc) if loc is not None else None,
+        members=members,
+    )
+    group.benign = classify.benign_shape(frames, category, group.created_by, first.id)
+    return group
+
+
+def _mark_http_pairs(groups: Iterable[Group]) -> None:
+    """A persistConn's writeLoop idles in a select for as long as its readLoop lives: it
+    belongs to whatever its readLoop is doing (an unclosed body, or an idle keep-alive)."""
+    groups = list(groups)
+    body_waits = sum(g.count for g in groups if g.category == "http-body-not-closed")
+    for g in groups:
+        if g.stack and g.location is not None and g.location.function == classify.WRITE_LOOP \
+                and classify.first_user_index(g.stack) is None:
+            if body_waits:
+                g.category = "http-body-not-closed"
+                g.benign = None
+            else:
+                g.benign = "idle keep-alive HTTP client connection (write loop)"
+
+
+def _mark_pools(groups: Iterable[Group]) -> None:
+    """A worker pool: goroutines waiting for work on a channel, all started by one
+    goroutine (e.g. one startPool loop). Only debug=2 dumps say who created whom."""
+    for g in groups:
+        if g.benign is None and g.category in ("chan-recv", "select") and g.count > 1 \
+                and g.distinct_creators == 1 and g.leaked == 0 and g.created_by is not None:
+            g.benign = (f"worker pool: {g.count} workers started by one goroutine "
+                        f"({g.created_by.function}) waiting for work")
+
+
+def filter_goroutines(function: str | None = None, state: str | None = None,
+                      min_wait: int | None = None, category: str | None = None,
+                      source: SourceReader | None = None) -> Filter:
+    """A goroutine filter for ``inventory(keep=...)``: a regex any frame's function must
+    match, a substring of the state, a minimum wait in minutes, a category."""
+    import re
+
+    func_re = re.compile(function) if function else None
+    reader = source or SourceReader()
+
+    def keep(g: Goroutine) -> bool:
+        if func_re and not any(func_re.search(f.function) for f in g.frames):
+            return False
+        if state and state not in g.state:
+            return False
+        if min_wait is not None and g.wait_minutes < min_wait:
+            return False
+        return not (category and classify.categorize(g.state, g.frames, reader.block)
+                    != category)
+
+    return keep
