@@ -1,0 +1,506 @@
+"""Goroutine text dumps: /debug/pprof/goroutine?debug=2 and panic/SIGQUIT tracebacks.
+
+The runtime writes them in runtime/traceback.go (goroutineheader, traceback2,
+printcreatedby1, printAncestorTraceback) and runtime/signal_unix.go (signal headers,
+register dumps, "-----" between the threads of a GOTRACEBACK=crash dump); source
+lines start with a tab::
+
+    goroutine 7 gp=0xc000007 m=nil [chan send (leaked), 15 minutes, locked to thread]: {k: v}
+    main.worker(0xc000010000, {0x4a1b20?, 0x5})
+        /src/app/main.go:42 +0x1d fp=0xc00004 sp=0xc00003 pc=0x4a1b3d
+    ...3 frames elided...
+    created by main.start in goroutine 1
+        /src/app/main.go:40 +0x8f
+    [originating from goroutine 1]:
+    main.start(...)
+        /src/app/main.go:40 +0x8f
+
+One file may hold several dumps with other text around them (a log): each dump
+becomes one Snapshot.
+
+Speed: a 100,000-goroutine dump repeats a few stack shapes, so the text of a stack
+(without its "created by" tail, whose goroutine id varies) is parsed once and reused,
+and function and source lines are cached by their text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from gopark.errors import InputError
+from gopark.formats.gotext import FrameInterner, go_unquote
+from gopark.model import Frame, Goroutine, Snapshot
+
+# goroutine N [gp=.. m=.. mp=..] [STATUS] [{labels}]:
+_HEADER = re.compile(
+    r"^goroutine (\d+)(?: (?:gp|m|mp)=\S+)* \[([^\]\n]*)\]( \{[^\n]*\})?:[ \t]*$", re.M
+)
+# Something that starts like a header but is not one: damaged input.
+_HEADER_LIKE = re.compile(r"^goroutine \d+ (?:gp=|\[)", re.M)
+
+_RUNNING_ELSEWHERE = "\tgoroutine running on other thread; stack unavailable"
+_ORIGINATING = "[originating from goroutine "
+_LEAK_WRITER = "runtime/pprof.writeGoroutineLeak"
+
+# Lines the runtime itself prints around goroutines in a traceback; any other text
+# between goroutines means the dump ended (a log line, another program's output).
+_TRACEBACK_TEXT = re.compile(
+    r"""(?x)
+      \t                                    # frame source lines, nested panics, indented values
+    | -----$                                # between threads of a GOTRACEBACK=crash dump
+    | panic:\ | fatal\ error:\ | fatal\ panic | \[signal\ | \[recovered | \[originating
+    | (?:SIG[A-Z0-9]+|Signal\ \d+)(?::|$)   # signal header (SIGQUIT: quit)
+    | PC=0x | signal\ arrived | instruction\ bytes: | runtime\ stack:$ | runtime:\
+    | exit\ status\ \d+$ | created\ by\ | \.\.\. | non-Go\ function | stack\ trace\ unavailable
+    | unexpected\ (?:fault\ address|signal|return\ pc)
+    | [a-z][a-z0-9]{0,6}\ +0x[0-9a-f]+$     # register dump (rax    0x0)
+    | [^\s(]\S*\(.*\)$                      # a frame's function call (runtime stack:)
+    """
+)
+# Lines that start a new traceback (a second crash appended to the same file).
+_NEW_TRACEBACK = re.compile(r"panic: |fatal error: |fatal panic|SIG[A-Z0-9]+: |Signal \d+$")
+
+_STATUS_FLAGS = (" (leaked)", " (scan)", " (durable)")
+
+
+class _Bad(Exception):
+    """A stack line that is not what the format allows (index into the parsed lines)."""
+
+    def __init__(self, index: int, expected: str, found: str) -> None:
+        super().__init__(expected)
+        self.index = index
+        self.expected = expected
+        self.found = found
+
+
+class _Status(NamedTuple):
+    state: str
+    wait_minutes: int
+    locked: bool
+    leaked: bool
+    durable: bool
+    bubble: int | None
+
+
+class _Stack(NamedTuple):
+    frames: tuple[Frame, ...]
+    args: tuple[str, ...]
+    elided: bool
+    created_by: Frame | None
+    creator_id: int | None
+    ancestors: tuple[tuple[int, tuple[Frame, ...]], ...]
+    end: int
+    """Index of the first line that is not part of the stack (the number of lines if all are)."""
+
+
+def _split_call(line: str) -> tuple[str, str] | None:
+    """``pkg.F(args)`` -> (``pkg.F``, ``args``), or None if the line is no function call.
+
+    Arguments never contain parentheses (traceback.go printArgs), so the last ``(`` opens them.
+    """
+    if not line.endswith(")"):
+        return None
+    i = line.rfind("(")
+    if i <= 0 or " " in line[:i]:
+        return None
+    return line[:i], line[i + 1 : -1]
+
+
+def _split_location(line: str) -> tuple[str, int] | None:
+    """``\\t/src/x.go:42 +0x1d fp=.. sp=.. pc=..`` -> (``/src/x.go``, 42), or None."""
+    s = line[1:]
+    for marker in (" fp=", " pc="):
+        j = s.find(marker)
+        if j >= 0:
+            s = s[:j]
+    j = s.rfind(" +0x")
+    if j >= 0:
+        s = s[:j]
+    file, sep, num = s.rpartition(":")
+    if not sep or not num.isdigit() or line[:1] != "\t":
+        return None
+    return file, int(num)
+
+
+def _parse_status(text: str) -> _Status:
+    """The part between the brackets of a header: ``chan send (leaked), 3 minutes, ...``."""
+    parts = text.split(", ")
+    state = parts[0]
+    leaked = durable = locked = False
+    wait = 0
+    bubble: int | None = None
+    stripped = True
+    while stripped:
+        stripped = False
+        for flag in _STATUS_FLAGS:
+            if state.endswith(flag):
+                state = state[: -len(flag)]
+                leaked = leaked or flag == " (leaked)"
+                durable = durable or flag == " (durable)"
+                stripped = True
+    for part in parts[1:]:
+        if part.endswith(" minutes") and part[:-8].isdigit():
+            wait = int(part[:-8])
+        elif part == "locked to thread":
+            locked = True
+        elif part.startswith("synctest bubble ") and part[16:].isdigit():
+            bubble = int(part[16:])
+        else:
+            raise ValueError(f"unknown status detail {part!r}")
+    if not state:
+        raise ValueError("empty status")
+    return _Status(state, wait, locked, leaked, durable, bubble)
+
+
+def _parse_header_labels(text: str) -> dict[str, str]:
+    """Go 1.27 traceback labels ``{key: value, k: "quoted value"}`` (traceback.go)."""
+    labels: dict[str, str] = {}
+    body = text.strip()[1:-1]
+    token = re.compile(r'("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*): ("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*)')
+    pos = 0
+    while pos < len(body):
+        m = token.match(body, pos)
+        if m is None:
+            raise ValueError(f"bad label at {body[pos:pos + 20]!r}")
+        key, value = (go_unquote(t) if t.startswith('"') else t for t in m.groups())
+        labels[key] = value
+        pos = m.end()
+        if body.startswith(", ", pos):
+            pos += 2
+        elif pos != len(body):
+            raise ValueError(f"expected ', ' between labels at {body[pos:pos + 20]!r}")
+    return labels
+
+
+class _DumpParser:
+    """Parses one text into Snapshots; holds the caches that make big dumps fast."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+        self.frames = FrameInterner()
+        self.calls: dict[str, tuple[str, str] | None] = {}
+        self.locations: dict[str, tuple[str, int] | None] = {}
+        self.stacks: dict[str, _Stack] = {}
+        self.created: dict[tuple[str, str], Frame] = {}
+        self.statuses: dict[str, _Status] = {}
+        self.args: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _line_of(self, pos: int) -> int:
+        return self.text.count("\n", 0, pos) + 1
+
+    def _error(self, line: int, what: str) -> InputError:
+        return InputError(self.source, f"line {line}", what)
+
+    def _bad_line(self, header_pos: int, skip: int, bad: _Bad) -> InputError:
+        """The error for a bad stack line: ``skip`` lines after the header, plus its index."""
+        line = self._line_of(header_pos) + 1 + skip + bad.index
+        return self._error(line, f"expected {bad.expected}, found {bad.found[:80]!r}")
+
+    # -- stacks -------------------------------------------------------------------------
+
+    def _call(self, line: str) -> tuple[str, str] | None:
+        try:
+            return self.calls[line]
+        except KeyError:
+            r = self.calls[line] = _split_call(line)
+            return r
+
+    def _location(self, line: str) -> tuple[str, int] | None:
+        try:
+            return self.locations[line]
+        except KeyError:
+            r = self.locations[line] = _split_location(line)
+            return r
+
+    def _parse_stack(self, lines: list[str], at_eof: bool) -> _Stack:
+        """Frames, created-by and ancestors from the lines after a header.
+
+        Stops at the first line that cannot continue a stack (text that follows the dump);
+        raises _Bad for a line that breaks a frame in two. At the end of the input a cut
+        last frame is dropped and the stack marked elided (Go cuts dumps at 64 MB).
+        """
+        frames: list[Frame] = []
+        args: list[str] = []
+        elided = False
+        created_by: Frame | None = None
+        creator_id: int | None = None
+        ancestors: list[tuple[int, list[Frame]]] = []
+        current = frames  # where frames go: the goroutine's own, or an ancestor's
+        n = len(lines)
+        i = 0
+        while i < n:
+            line = lines[i]
+            if line == _RUNNING_ELSEWHERE:
+                i += 1
+                continue
+            if line.startswith("created by "):
+                fn, sep, gid = line[11:].partition(" in goroutine ")
+                loc = self._location(lines[i + 1]) if i + 1 < n else None
+                if loc is None:
+                    if at_eof and i + 2 >= n:
+                        elided = True
+                        i = n
+                        break
+                    found = lines[i + 1] if i + 1 < n else "end of stack"
+                    raise _Bad(i + 1, f"the source line of 'created by {fn}' (\\tFILE:LINE)", found)
+                if not ancestors and created_by is None:
+                    created_by = self.frames.get(fn, loc[0], loc[1])
+                    creator_id = int(gid) if sep and gid.isdigit() else None
+                i += 2
+                continue
+            if line.startswith(_ORIGINATING) and line.endswith("]:"):
+                gid = line[len(_ORIGINATING) : -2]
+                if not gid.isdigit():
+                    raise _Bad(i, "'[originating from goroutine N]:'", line)
+                current = []
+                ancestors.append((int(gid), current))
+                i += 1
+                continue
+            if line.startswith("...") and line.endswith("elided..."):
+                if current is frames:
+                    elided = True
+                i += 1
+                continue
+            if line.startswith("non-Go function at pc="):
+                current.append(self.frames.get(line, "", 0))
+                if current is frames:
+                    args.append("")
+                i += 1
+                continue
+            call = self._call(line)
+            if call is None:
+                if line[:1] == "\t":
+                    raise _Bad(i, "a function call before this source line", line)
+                if not frames and not ancestors and created_by is None and i == 0:
+                    raise _Bad(i, "a stack frame (pkg.Function(args))", line)
+                break  # the stack ended; what follows is other text
+            loc = self._location(lines[i + 1]) if i + 1 < n else None
+            if loc is None:
+                if at_eof and i + 2 >= n:
+                    elided = True
+                    i = n
+                    break
+                found = lines[i + 1] if i + 1 < n else "end of stack"
+                raise _Bad(i + 1, f"the source line of {call[0]} (\\tFILE:LINE +0xOFF)", found)
+            current.append(self.frames.get(call[0], loc[0], loc[1]))
+            if current is frames:
+                args.append(call[1])
+            i += 2
+        return _Stack(
+            tuple(frames), tuple(args), elided, created_by, creator_id,
+            tuple((gid, tuple(fs)) for gid, fs in ancestors), i,
+        )
+
+    def _stack_head(self, head: str, at_eof: bool) -> _Stack:
+        stack = self.stacks.get(head)
+        if stack is None:
+            stack = self._parse_stack(head.split("\n"), at_eof)
+            if not at_eof:
+                self.stacks[head] = stack
+        return stack
+
+    def _created_tail(self, tail: str) -> tuple[Frame, int | None] | None:
+        """Fast path for the usual two-line tail ``created by F in goroutine N`` + source."""
+        nl = tail.find("\n")
+        if nl < 0 or tail.find("\n", nl + 1) >= 0:
+            return None
+        fn, sep, gid = tail[11:nl].partition(" in goroutine ")
+        if sep and not gid.isdigit():
+            return None
+        loc_line = tail[nl + 1 :]
+        frame = self.created.get((fn, loc_line))
+        if frame is None:
+            loc = self._location(loc_line)
+            if loc is None:
+                return None
+            frame = self.created[(fn, loc_line)] = self.frames.get(fn, loc[0], loc[1])
+        return frame, (int(gid) if sep else None)
+
+    # -- gaps between goroutines ---------------------------------------------------------
+
+    def _gap_kind(self, gap: str, pos: int) -> tuple[bool, bool, bool]:
+        """(foreign, new_traceback, separator) for the text between two goroutines."""
+        foreign = new = separator = False
+        for k, line in enumerate(gap.split("\n")):
+            if not line.strip():
+                continue
+            if _HEADER_LIKE.match(line):
+                where = self._line_of(pos) + k
+                raise self._error(where, f"expected a goroutine header 'goroutine N [state]:', "
+                                         f"found {line[:80]!r}")
+            if line == "-----":
+                separator = True
+            elif _NEW_TRACEBACK.match(line):
+                new = new or not separator
+            elif not _TRACEBACK_TEXT.match(line):
+                foreign = True
+        return foreign, new, separator
+
+    # -- the whole text -----------------------------------------------------------------
+
+    def parse(self) -> list[Snapshot]:
+        """Every dump in the text, one Snapshot each."""
+        text = self.text
+        headers = list(_HEADER.finditer(text))
+        if not headers:
+            bad = _HEADER_LIKE.search(text)
+            if bad:
+                line = text[bad.start() : text.find("\n", bad.start())]
+                raise self._error(self._line_of(bad.start()), "expected a goroutine header "
+                                  f"'goroutine N [state]:', found {line[:80]!r}")
+            raise self._error(1, "no goroutine in the input (expected a line like "
+                                 "'goroutine 1 [running]:')")
+        dumps = _Dumps(self)
+        for h, m in enumerate(headers):
+            last = h + 1 == len(headers)
+            next_start = len(text) if last else headers[h + 1].start()
+            g, gap = self._goroutine(m, next_start, last)
+            dumps.add(g)
+            # The text after this goroutine decides whether the next one continues the dump.
+            if gap is None:
+                dumps.split_before = True
+            elif gap.strip():
+                foreign, new, separator = self._gap_kind(gap, next_start - len(gap))
+                dumps.split_before = foreign or new
+                dumps.crash_section = dumps.crash_section or separator
+            else:
+                dumps.split_before = False
+        return dumps.finish()
+
+    def _status(self, m: re.Match[str]) -> tuple[_Status, dict[str, str]]:
+        status_text = m.group(2)
+        status = self.statuses.get(status_text)
+        if status is None:
+            try:
+                status = self.statuses[status_text] = _parse_status(status_text)
+            except ValueError as e:
+                raise self._error(self._line_of(m.start()), "expected a goroutine status "
+                                  f"like '[chan send, 5 minutes]': {e}") from None
+        labels: dict[str, str] = {}
+        if m.group(3):
+            try:
+                labels = _parse_header_labels(m.group(3))
+            except ValueError as e:
+                raise self._error(self._line_of(m.start()),
+                                  f"expected labels '{{key: value, ...}}': {e}") from None
+        return status, labels
+
+    def _goroutine(self, m: re.Match[str], next_start: int, last: bool
+                   ) -> tuple[Goroutine, str | None]:
+        """The goroutine whose header is ``m``, and the text between its stack and the next
+        header (None when the next header follows without a blank line)."""
+        status, labels = self._status(m)
+        # The block runs from the line after the header to the next header.
+        block = self.text[m.end() + 1 : next_start]
+        gap: str | None
+        if not block or block.startswith("\n"):
+            stack_text, gap = "", block[1:]
+        else:
+            k = block.find("\n\n")
+            if k >= 0:
+                stack_text, gap = block[:k], block[k + 2 :]
+            elif last:
+                stack_text, gap = block.rstrip("\n"), ""
+            else:
+                stack_text, gap = block[:-1], None
+
+        # The "created by" tail holds the creator's id, which differs between goroutines of
+        # one shape: parse the part before it once per distinct text.
+        c = stack_text.find("\ncreated by ")
+        head, tail = (stack_text[:c], stack_text[c + 1 :]) if c >= 0 else (stack_text, "")
+        try:
+            stack = self._stack_head(head, last and not tail)
+        except _Bad as bad:
+            raise self._bad_line(m.start(), 0, bad) from None
+        created_by, creator_id = stack.created_by, stack.creator_id
+        ancestors, elided = stack.ancestors, stack.elided
+        rest: list[str] = []  # lines after the end of the stack: they belong to the gap
+        head_count = head.count("\n") + 1
+        if head and stack.end < head_count:
+            rest = head.split("\n")[stack.end :] + ([tail] if tail else [])
+        elif tail:
+            fast = self._created_tail(tail)
+            if fast is not None:
+                created_by, creator_id = fast
+            else:
+                tail_lines = tail.split("\n")
+                try:
+                    more = self._parse_stack(tail_lines, last)
+                except _Bad as bad:
+                    raise self._bad_line(m.start(), head_count, bad) from None
+                created_by, creator_id = more.created_by, more.creator_id
+                ancestors, elided = more.ancestors, elided or more.elided
+                rest = tail_lines[more.end :]
+        if rest:
+            gap = "\n".join(rest) + "\n" + (gap or "")
+
+        args = self.args.setdefault(stack.args, stack.args)
+        g = Goroutine(
+            stack.frames, int(m.group(1)), status.state, status.wait_minutes, status.locked,
+            status.leaked, status.durable, status.bubble, args, created_by, creator_id,
+            elided, ancestors, labels,
+        )
+        return g, gap
+
+    def snapshot(self, goroutines: list[Goroutine]) -> Snapshot:
+        """A dump's Snapshot; one written by the goroutineleak profile says so."""
+        profile = "goroutine"
+        for g in goroutines:
+            if g.state == "running" and any(f.function == _LEAK_WRITER for f in g.frames):
+                profile = "goroutineleak"
+                break
+        return Snapshot(source=self.source, form="debug2", goroutines=goroutines, profile=profile)
+
+
+class _Dumps:
+    """Collects goroutines into dumps: a new dump starts after foreign text, at a second
+    crash, where a header follows a stack without a blank line (dumps appended to one
+    file) or when a goroutine id repeats."""
+
+    def __init__(self, parser: _DumpParser) -> None:
+        self.parser = parser
+        self.snapshots: list[Snapshot] = []
+        self.current: list[Goroutine] = []
+        self.index: dict[int, int] = {}  # goroutine id -> position in current
+        self.split_before = False
+        self.crash_section = False  # after "-----": threads of one GOTRACEBACK=crash dump
+
+    def add(self, g: Goroutine) -> None:
+        gid = g.id or 0
+        repeated = gid != 0 and gid in self.index
+        if self.current and (self.split_before or (repeated and not self.crash_section)):
+            self._close()
+            repeated = False
+        if repeated:
+            # A crash thread section repeats a goroutine that the first section could only
+            # list as running elsewhere: keep the one with a stack.
+            if not self.current[self.index[gid]].frames:
+                self.current[self.index[gid]] = g
+            return
+        self.index[gid] = len(self.current)
+        self.current.append(g)
+
+    def _close(self) -> None:
+        self.snapshots.append(self.parser.snapshot(self.current))
+        self.current, self.index, self.crash_section = [], {}, False
+
+    def finish(self) -> list[Snapshot]:
+        self._close()
+        return self.snapshots
+
+
+def parse_dump(data: bytes, source: str) -> list[Snapshot]:
+    """Goroutine dumps (goroutine?debug=2, goroutineleak?debug=2, panic and SIGQUIT
+    tracebacks) in ``data``: one Snapshot per dump, in the order they appear.
+
+    Raises InputError naming ``source`` and the line when the text is damaged or holds
+    no goroutine at all.
+    """
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return _DumpParser(text, source).parse()

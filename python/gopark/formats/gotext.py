@@ -1,0 +1,50 @@
+"""Helpers shared by the goroutine text parsers: Go-quoted strings and frame interning."""
+
+from __future__ import annotations
+
+import re
+
+from gopark.model import Frame
+
+# A backslash and what follows; anything but a known escape is rejected.
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[abfnrtv\\\"']|.?)", re.S)
+_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+           "\\": "\\", '"': '"', "'": "'"}
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    esc = m.group(1)
+    if len(esc) > 1:
+        return chr(int(esc[1:], 16))
+    if esc in _SIMPLE:
+        return _SIMPLE[esc]
+    raise ValueError(f"bad escape \\{esc}")
+
+
+def go_unquote(quoted: str) -> str:
+    """The value of a Go double-quoted string literal as strconv.Quote and the runtime's
+    traceback label printer write it (``"a\\tb"`` -> ``a<TAB>b``). Raises ValueError when
+    ``quoted`` is not one."""
+    if len(quoted) < 2 or quoted[0] != '"' or quoted[-1] != '"':
+        raise ValueError(f"not a quoted string: {quoted!r}")
+    body = quoted[1:-1]
+    if "\\" not in body:
+        return body
+    return _ESCAPE.sub(_unescape_one, body)
+
+
+class FrameInterner:
+    """Hands out one Frame object per (function, file, line), so big dumps share frames."""
+
+    __slots__ = ("_frames",)
+
+    def __init__(self) -> None:
+        self._frames: dict[tuple[str, str, int], Frame] = {}
+
+    def get(self, function: str, file: str, line: int) -> Frame:
+        """The shared Frame for this function and source position."""
+        key = (function, file, line)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = Frame(function, file, line)
+        return frame
