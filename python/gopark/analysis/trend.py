@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
-from gopark.model import Goroutine, Snapshot
+from gopark.analysis.classify import location as location_of
+from gopark.analysis.inventory import key_of, signature
+from gopark.model import Frame, Goroutine, Snapshot
 
 STEADY_BAND = 0.05
 """The seed's steady band: a count within ±5% of its median is steady."""
@@ -144,6 +146,8 @@ class GroupTrend:
     evidence: list[str]
     example: Goroutine | None
     """A goroutine of the group (from a debug=2 dump when there is one) for location/category."""
+    location: Frame | None = None
+    """Where the group's goroutines are (the inventory's rule: the first frame in user code)."""
     ids: list[int] = field(default_factory=list)
     """Ids of the group's goroutines in the last dump that has ids."""
     persisted: int | None = None
@@ -182,6 +186,19 @@ class TrendReport:
 
 
 KeyFn = Callable[[Goroutine], str]
+
+_user_keys: dict[tuple[Frame, ...], str] = {}
+
+
+def user_key(g: Goroutine) -> str:
+    """The inventory's "user"-similarity group key of a goroutine: the same code gets the
+    same key in a debug=2 dump, a debug=1 profile and a protobuf profile."""
+    k = _user_keys.get(g.frames)
+    if k is None:
+        if len(_user_keys) > 100_000:  # frames are interned per parse; bound the cache
+            _user_keys.clear()
+        k = _user_keys[g.frames] = key_of(signature(g.frames, "user"), "user")
+    return k
 
 
 def _points(snapshot: Snapshot, key_of: KeyFn) -> dict[str, GroupPoint]:
@@ -306,7 +323,8 @@ def _group_trend(key: str, points: list[dict[str, GroupPoint]], minutes: list[fl
         )
 
     trend = GroupTrend(key=key, counts=counts, per_min=per_min, test=test, shape=shape,
-                       verdict=None, evidence=evidence, example=example)
+                       verdict=None, evidence=evidence, example=example,
+                       location=location_of(example.frames) if example else None)
     ages_rise = _persistence(trend, [present[i] for i in dumps])
     if leak is not None and leak.leaked:
         trend.leaked = leak.leaked
