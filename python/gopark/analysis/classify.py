@@ -248,7 +248,7 @@ def benign_shape(frames: Sequence[Frame], category: str, created_by: Frame | Non
         return "accept loop"
     if has("net/http.(*conn).serve") and category == "io-wait":
         return "idle HTTP server connection (keep-alive)"
-    if has("net/http.(*connReader).backgroundRead"):
+    if any(n.startswith("net/http.(*connReader).") and "ackgroundRead" in n for n in names):
         return "HTTP server connection watching for the client going away"
     if has(READ_LOOP) and category == "io-wait":
         return "idle keep-alive HTTP client connection"

@@ -134,8 +134,6 @@ def _finding(g: Group, verdict: str, inv: Inventory, everyone: Sequence[Goroutin
     if g.location is not None:
         what += f" ({g.location.function})"
     f.evidence.append(what)
-    if g.source_line:
-        f.evidence.append(f"the line: {g.source_line}")
     if leaked:
         f.evidence.append(f"Go's goroutineleak profile marks {leaked:,} of them leaked: "
                           "nothing reachable can ever wake them")

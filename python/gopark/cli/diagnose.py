@@ -1,0 +1,57 @@
+"""`gopark diagnose FILE...`: findings with verdicts, evidence, location and fix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gopark import load
+from gopark.analysis.diagnose import diagnose
+from gopark.analysis.findings import VERDICTS, Finding
+from gopark.analysis.suspects import DEFAULT_THRESHOLD
+from gopark.report import json as json_report
+from gopark.report import text as text_report
+
+NAME = "diagnose"
+HELP = "find leaking and piling-up goroutines in dumps and profiles"
+DESCRIPTION = """\
+Diagnose a Go program from what its runtime exposes: goroutine dumps and profiles (any
+form), goroutineleak profiles (Go 1.26+), and other profiles. Each finding has a verdict
+(proven, confirmed, suspected, benign), the evidence, the source location and a fix.
+
+  gopark diagnose goroutine-debug2.txt
+  gopark diagnose dump.txt goroutineleak.pb.gz --format json
+  gopark diagnose dump.txt --fail-on suspected     # exit 1 if anything is suspected
+"""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `gopark diagnose`."""
+    parser.add_argument("files", nargs="+", metavar="FILE", help="dumps and profiles")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="W",
+                        help="weighted size of a group that makes it a suspect: its count, "
+                             "times up to ~2 for many different creators, times more for "
+                             f"long waits (default {DEFAULT_THRESHOLD:g})")
+    parser.add_argument("--fail-on", choices=VERDICTS[:-1], default=None, metavar="VERDICT",
+                        help="exit 1 when a finding is this serious or worse "
+                             "(proven, confirmed, suspected)")
+    parser.add_argument("--no-benign", action="store_true", help="hide known idle shapes (text)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the diagnosis; 1 when --fail-on is met."""
+    d = diagnose(load(args.files), threshold=args.threshold)
+    if args.format == "json":
+        sys.stdout.write(json_report.dumps(json_report.diagnosis_json(d)))
+    else:
+        text_report.render_diagnosis(d, sys.stdout, show_benign=not args.no_benign)
+    return 1 if failed(d.findings, args.fail_on) else 0
+
+
+def failed(findings: list[Finding], fail_on: str | None) -> bool:
+    """Whether any finding is at least as serious as ``fail_on``."""
+    if fail_on is None:
+        return False
+    limit = VERDICTS.index(fail_on)
+    return any(VERDICTS.index(f.verdict) <= limit for f in findings)

@@ -1,0 +1,3 @@
+module gopark.dev/demo/leaky
+
+go 1.21
