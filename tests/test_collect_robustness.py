@@ -1,0 +1,125 @@
+"""Collection from targets that misbehave: die, hang, trickle, or send an endless body.
+
+Each must leave a valid bundle (or a clear error) within a bounded time and memory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import gofixtures
+import pytest
+from gopark.collect import Bundle, ClientOptions, CollectOptions, collect_bundle, open_bundle
+from gopark.errors import CollectError
+
+
+def no_partial_files(directory: Path) -> bool:
+    return not [p for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def assert_valid(b: Bundle) -> Bundle:
+    """The bundle reads back, lists only files that exist, and left no temporary files."""
+    again = open_bundle(b.directory)
+    assert [f.to_json() for f in again.files] == [f.to_json() for f in b.files]
+    assert no_partial_files(b.directory)
+    for f in again.files:
+        if f.ok:
+            assert again.path(f).stat().st_size == f.size
+    return again
+
+
+def test_target_killed_mid_collection_leaves_partial_bundle(tmp_path: Path) -> None:
+    with gofixtures.run("sendaftertimeout", "1.27", ["-n", "20", "-rate", "20"]) as p:
+        threading.Timer(1.2, p.stop).start()
+        began = time.monotonic()
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
+            interval=0.25, duration=30, client=ClientOptions(timeout=2)))
+        took = time.monotonic() - began
+    assert took < 8, took  # three unanswered requests (with their retries), not 30 s
+    b = assert_valid(b)
+    assert b.status == "target-lost"
+    assert any(n.startswith("target stopped answering") for n in b.notes)
+    snaps = b.select("goroutine", "proto")
+    assert len(snaps) >= 3  # start, and a few intervals before the kill
+    assert b.select("goroutine", "debug2") and b.select("heap", "proto")
+    assert all("connect" in (f.error or "") for f in b.errors), b.errors
+    assert len(b.errors) >= 3
+    assert b.errors[0].started > snaps[-1].started
+    # What was taken before the kill is whole: Go's own tool reads every profile.
+    go = str(gofixtures.go_binary("1.27"))
+    for f in snaps:
+        subprocess.run([go, "tool", "pprof", "-raw", str(b.path(f))], check=True,
+                       capture_output=True, env={"GOTOOLCHAIN": "local", "HOME": str(tmp_path)})
+
+
+def test_hanging_profiles_bounded_by_timeout(tmp_path: Path) -> None:
+    with gofixtures.run("hangs", "1.27", ["-n", "0", "-hang", "goroutine,heap"]) as p:
+        began = time.monotonic()
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
+            interval=1, duration=60, client=ClientOptions(timeout=1)))
+        took = time.monotonic() - began
+    assert took < 6, took
+    b = assert_valid(b)
+    assert b.status == "target-lost"
+    assert [f.kind for f in b.files if f.ok] == ["index"]
+    assert len(b.errors) == 3
+    assert all("timeout" in (f.error or "") for f in b.errors)
+
+
+def test_trickling_body_aborted_at_total_deadline(tmp_path: Path) -> None:
+    with gofixtures.run("hangs", "1.27", ["-n", "0", "-trickle", "heap"]) as p:
+        began = time.monotonic()
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
+            interval=1, duration=0, client=ClientOptions(timeout=1)))
+        took = time.monotonic() - began
+    b = assert_valid(b)
+    heap = [f for f in b.files if f.kind == "heap"]
+    assert len(heap) == 4 and not any(f.ok for f in heap)
+    assert all("still incomplete" in (f.error or "") for f in heap)
+    assert all(0.9 <= f.duration_s < 2.5 for f in heap)
+    assert took < 4 * 2.5 + 3
+    # The rest of the collection went on: snapshots and dumps are there.
+    assert len(b.select("goroutine", "proto")) == 2 and len(b.select("goroutine", "debug2")) == 2
+    assert b.status == "complete"
+
+
+def test_silent_listener_fails_fast_with_clear_error(tmp_path: Path) -> None:
+    addr_file = tmp_path / "silent"
+    with gofixtures.run("hangs", "1.27", ["-n", "0", "-silent-addr-file", str(addr_file)]):
+        url = f"http://{addr_file.read_text()}/debug/pprof/"
+        began = time.monotonic()
+        with pytest.raises(CollectError, match=r"no response within 1 s \(timeout\)"):
+            collect_bundle(url, tmp_path / "b", CollectOptions(client=ClientOptions(timeout=1)))
+        assert time.monotonic() - began < 3
+    b = assert_valid(open_bundle(tmp_path / "b"))
+    assert b.status == "failed" and b.errors[0].kind == "index"
+
+
+_MEASURE = """
+import json, resource, sys
+from gopark.collect import ClientOptions, CollectOptions, collect_bundle
+b = collect_bundle(sys.argv[1], sys.argv[2], CollectOptions(
+    duration=0, client=ClientOptions(max_bytes=64 << 20)))
+print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "errors": [f.error for f in b.errors], "status": b.status}))
+"""
+
+
+def test_endless_body_capped_without_holding_it_in_memory(tmp_path: Path) -> None:
+    with gofixtures.run("hugebody", "1.27", ["-n", "0", "-endless", "heap"]) as p:
+        out = subprocess.run([sys.executable, "-c", _MEASURE, p.base_url, str(tmp_path / "b")],
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    # Four heap requests (proto and debug=1, at start and end), each cut at 64 MiB.
+    assert result["errors"] == ["response larger than the 64 MiB cap; aborted"] * 4
+    assert result["status"] == "complete"
+    # The whole process stayed below the size of one capped body.
+    assert result["maxrss_kib"] < 60 * 1024, result["maxrss_kib"]
+    b = assert_valid(open_bundle(tmp_path / "b"))
+    assert not b.select("heap") and len(b.select("goroutine", "debug2")) == 2
