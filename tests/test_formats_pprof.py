@@ -14,8 +14,9 @@ import pproforacle
 import pytest
 from gopark.errors import InputError
 from gopark.formats import profile_pb2
+from gopark.formats.debug1 import parse_debug1
 from gopark.formats.pprof import parse_profile, profile_to_snapshot
-from gopark.model import Profile, Sample
+from gopark.model import Frame, Profile, Sample, Snapshot
 
 VERSIONS = ["1.21", "1.24", "1.27"]
 # endpoint under /debug/pprof/ -> file name
@@ -160,6 +161,54 @@ def test_goroutine_snapshot_agrees_with_pprof_traces(captured: tuple[str, dict[s
     parked = [g for g in snap.goroutines if any(f.function == "main.work" for f in g.frames)]
     assert {g.labels["tenant"] for g in parked} == {"t0", "t1", "t2"}
     assert sum(g.count for g in parked) >= 200 // 4
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def both_forms(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[str, Path, Path]:
+    """The goroutine profile of a program at rest, in protobuf and in debug=1 text form."""
+    short: str = request.param
+    out = tmp_path_factory.mktemp(f"forms-{short}")
+    proto, text = out / "goroutine.pb.gz", out / "goroutine.txt"
+    with gofixtures.run("labeledwork", short, ["-n", "200"]) as p:
+        proto.write_bytes(gofixtures.fetch(p, "goroutine"))
+        text.write_bytes(gofixtures.fetch(p, "goroutine?debug=1"))
+    return short, proto, text
+
+
+def as_debug1_prints(frames: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The frames debug=1 text shows: runtime/pprof's printStackRecord hides the leading
+    runtime frames and runtime.goexit."""
+    i = 0
+    while i < len(frames) and frames[i].function.startswith(("runtime.", "internal/runtime/")):
+        i += 1
+    return tuple(f for f in frames[i:] if f.function != "runtime.goexit")
+
+
+def program_groups(snap: Snapshot, strip: bool) -> Counter[tuple[object, ...]]:
+    """(count, frames, labels) of the program's own goroutines: those with a frame in its
+    code. The HTTP connections serving the captures come and go between the two."""
+    groups: Counter[tuple[object, ...]] = Counter()
+    for g in snap.goroutines:
+        if any(f.function.startswith(("main.", "goparkfixtures/")) for f in g.frames):
+            frames = as_debug1_prints(g.frames) if strip else g.frames
+            groups[(g.count, frames, tuple(sorted(g.labels.items())))] += 1
+    return groups
+
+
+def test_proto_and_debug1_forms_group_alike(both_forms: tuple[str, Path, Path]) -> None:
+    short, proto, text = both_forms
+    from_proto = profile_to_snapshot(load(proto))
+    from_text = parse_debug1(text.read_bytes(), str(text))
+    assert program_groups(from_proto, strip=True) == program_groups(from_text, strip=False)
+    # and the proto form's groups are pprof's, as -traces prints them
+    ours = Counter((str(g.count), tuple(f.function for f in g.frames))
+                   for g in from_proto.goroutines if g.frames)
+    theirs = Counter((t.value, tuple(fn.removesuffix(" (inline)") for fn in t.functions))
+                     for t in pproforacle.traces(short, proto))
+    assert ours == theirs
+    parked = [g for g in from_text.goroutines if g.frames and g.frames[0].function == "main.work"]
+    assert sum(g.count for g in parked) == 200 // 4
 
 
 def test_goroutineleak_profile(leak_profile: tuple[str, Path]) -> None:
