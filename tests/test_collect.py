@@ -7,17 +7,20 @@ oracle for the files it wrote.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import gofixtures
 import pytest
 from gopark.collect import Bundle, ClientOptions, CollectOptions, collect_bundle, open_bundle
-from gopark.collect.plan import snapshot_offsets
-from gopark.errors import CollectError
+from gopark.collect.plan import parse_index, snapshot_offsets
+from gopark.errors import CollectError, InputError
 
 INTERVAL, DURATION = 0.5, 2.0
 
@@ -197,3 +200,52 @@ def test_tls_client_cert_and_auth_header_never_written_down(tmp_path: Path) -> N
     manifest = (tmp_path / "ok" / "manifest.json").read_text()
     for leak in (secret, "hunter2", "client.pem", "client-key.pem", "ca.pem", str(creds)):
         assert leak not in manifest
+
+
+def test_index_lists_every_profile_of_the_go_release(bundle: Bundle) -> None:
+    page = bundle.read(bundle.select("index")[0])
+    assert parse_index(page) == bundle.profiles
+    assert set(bundle.profiles) == {"allocs", "block", "cmdline", "goroutine", "goroutineleak",
+                                    "heap", "mutex", "profile", "symbol", "threadcreate",
+                                    "trace"}
+    assert parse_index(b"<html><body>Welcome to nginx!</body></html>") is None
+
+
+def test_snapshot_offsets() -> None:
+    assert len(snapshot_offsets(60, 10)) == 7
+    assert snapshot_offsets(5, 2) == [0, 2, 4, 5]
+    assert snapshot_offsets(0, 10) == [0]
+
+
+def _damage_json(m: dict[str, Any]) -> str:
+    return json.dumps(m)[:-20]
+
+
+DAMAGES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "truncated": (_damage_json, r"manifest\.json: line 1 column \d+: invalid JSON"),
+    "schema": (lambda m: {**m, "schema": "other/v9"}, r"schema: expected 'gopark\.bundle/v1'"),
+    "no files": (lambda m: {k: v for k, v in m.items() if k != "files"}, r"field 'files'"),
+    "bad time": (lambda m: {**m, "started": "yesterday"}, r"malformed manifest"),
+    "escape": (lambda m: {**m, "files": [{**m["files"][0], "name": "../x"}]},
+               r"file names must be plain names"),
+    "missing": (lambda m: {**m, "files": [{**m["files"][0], "name": "0999-gone.pb.gz"}]},
+                r"0999-gone\.pb\.gz: listed in manifest\.json but missing"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_bundle_is_one_clear_error(bundle: Bundle, tmp_path: Path, damage: str) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle.directory, broken)
+    change, message = DAMAGES[damage]
+    manifest = json.loads((broken / "manifest.json").read_text())
+    changed = change(manifest)
+    text = changed if isinstance(changed, str) else json.dumps(changed)
+    (broken / "manifest.json").write_text(text)
+    with pytest.raises(InputError, match=message):
+        open_bundle(broken)
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a gopark bundle"):
+        open_bundle(tmp_path)

@@ -1,0 +1,129 @@
+"""`gopark collect` as a user runs it: piped, on a terminal, interrupted, misused."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import gofixtures
+import pytest
+from gopark.cli.collect import parse_duration, parse_size
+from gopark.collect import open_bundle
+from gopark.demo.goprocess import GoProcess
+
+GOPARK = [sys.executable, "-m", "gopark", "collect"]
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[GoProcess]:
+    with gofixtures.run("sendaftertimeout", "1.27", ["-n", "20", "-rate", "10"]) as p:
+        yield p
+
+
+def gopark(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GOPARK, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_piped_prints_one_summary_line(target: GoProcess, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    r = gopark(target.base_url, "-o", str(out), "--duration", "1s", "--interval", "500ms")
+    assert r.returncode == 0, r.stderr
+    b = open_bundle(out)
+    assert re.fullmatch(rf"bundle {re.escape(str(out))}: {len(b.files)} files, \d+ KiB "
+                        r"\[complete\]\n", r.stdout)
+    assert "\x1b[" not in r.stderr  # no progress bar when not on a terminal
+    assert [line for line in r.stderr.splitlines() if not line.startswith("note: ")] == []
+    assert "SetMutexProfileFraction" in r.stderr
+
+
+def test_verbose_lists_requests_and_quiet_says_nothing(target: GoProcess, tmp_path: Path) -> None:
+    v = gopark(target.base_url, "-o", str(tmp_path / "v"), "--duration", "0", "-v")
+    assert v.returncode == 0
+    assert re.search(r"start\s+goroutine\?debug=2\s+[\d.]+s\s+\d+ bytes", v.stderr), v.stderr
+    q = gopark(target.base_url, "-o", str(tmp_path / "q"), "--duration", "0", "--quiet")
+    assert q.returncode == 0 and q.stdout == q.stderr == ""
+    assert open_bundle(tmp_path / "q").status == "complete"
+
+
+def test_terminal_shows_progress_and_time_left(target: GoProcess, tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(tmp_path / "b"),
+                             "--duration", "2s", "--interval", "1s"],
+                            stdout=subprocess.PIPE, stderr=follower, text=True,
+                            env=dict(os.environ, COLUMNS="120", TERM="xterm"))
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=30) == 0
+    text = seen.decode(errors="replace")
+    assert "collecting" in text and re.search(r"\d+s left", text), text[-2000:]
+
+
+def test_ctrl_c_keeps_what_is_done(target: GoProcess, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(out), "--duration", "60s",
+                             "--interval", "200ms"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    b = open_bundle(out)
+    kept = sum(f.ok for f in b.files)
+    assert stderr == f"gopark: interrupted; kept {kept} files in {out}\n"
+    assert b.status == "interrupted" and b.finished is not None
+    assert len(b.select("goroutine", "proto")) >= 3
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_errors_are_one_line_exit_2(target: GoProcess, tmp_path: Path) -> None:
+    port = _closed_port()
+    r = gopark(f"127.0.0.1:{port}", "-o", str(tmp_path / "a"), "--timeout", "1s")
+    assert r.returncode == 2
+    assert r.stderr == (f"gopark: error: http://127.0.0.1:{port}/debug/pprof/: cannot connect: "
+                        "[Errno 111] Connection refused\n")
+
+    r = gopark(f"http://{target.addr}/nothing/here/", "-o", str(tmp_path / "b"))
+    assert r.returncode == 2
+    assert r.stderr == (f"gopark: error: http://{target.addr}/nothing/here/: HTTP 404: "
+                        "404 page not found\n")
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x").write_text("mine")
+    r = gopark(target.base_url, "-o", str(tmp_path / "c"))
+    assert r.returncode == 2
+    assert r.stderr == f"gopark: error: {tmp_path / 'c'}: exists and is not an empty directory\n"
+
+    r = gopark(target.base_url, "--duration", "soon")
+    assert r.returncode == 2 and "'soon' is not a duration" in r.stderr
+
+
+def test_duration_and_size_syntax() -> None:
+    assert parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5
+    assert parse_duration("2") == 2 and parse_duration("1h") == 3600
+    assert parse_size("512MB") == 512 << 20 and parse_size("1GiB") == 1 << 30
+    assert parse_size("100k") == 100 << 10 and parse_size("77") == 77
