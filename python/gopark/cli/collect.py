@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.console import Console, RenderableType
+from rich.progress import Progress, ProgressColumn, Task, TaskID, TextColumn
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from gopark.collect import (
     Bundle,
@@ -177,6 +181,22 @@ def _summary(bundle: Bundle) -> str:
     return text + f" [{bundle.status}]"
 
 
+class _Elapsed(ProgressColumn):
+    """Bar and time left by the clock, so they move while a long capture is running."""
+
+    def __init__(self, began: float) -> None:
+        super().__init__()
+        self.began = began
+
+    def render(self, task: Task) -> RenderableType:
+        total = task.total or 1.0
+        done = min(total, time.monotonic() - self.began)
+        row = Table.grid(padding=(0, 1))
+        row.add_row(ProgressBar(total=total, completed=done, width=30),
+                    Text(f"{max(0.0, total - done):4.0f}s left"))
+        return row
+
+
 class _Display:
     """Progress bar on a terminal; nothing when piped, unless --verbose."""
 
@@ -190,12 +210,11 @@ class _Display:
     def __enter__(self) -> _Display:
         if self.live:
             self.progress = Progress(
-                TextColumn("[bold]collecting[/]"), BarColumn(),
-                TextColumn("{task.fields[left]}"), TextColumn("{task.description}"),
-                console=self.console, transient=True,
+                TextColumn("[bold]collecting[/]"), _Elapsed(time.monotonic()),
+                TextColumn("{task.description}"), console=self.console, transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task("starting", total=1.0, left="")
+            self.task = self.progress.add_task("starting", total=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -210,6 +229,4 @@ class _Display:
             self.console.print(f"{e.elapsed_s:7.2f}s  {f.phase:<8} {e.text:<24} "
                                f"{f.duration_s:6.3f}s  {result}", highlight=False, markup=False)
         if self.progress is not None and self.task is not None and e.what in ("step", "note"):
-            left = max(0.0, e.planned_s - e.elapsed_s)
-            self.progress.update(self.task, total=e.planned_s, completed=e.elapsed_s,
-                                 description=e.text, left=f"{left:4.0f}s left")
+            self.progress.update(self.task, total=e.planned_s, description=e.text)

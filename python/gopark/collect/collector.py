@@ -220,8 +220,7 @@ class _Collection:
         if self.stop.is_set():  # stopping: add no load and no entries
             return BundleFile(None, cap.kind, cap.form, cap.request, phase, datetime.now(UTC),
                               0.0, 0, "not taken: the collection is stopping"), None
-        label = cap.request or "index"
-        self._emit("step", f"{label} ({phase})")
+        self._emit("step", f"{cap.label} ({phase})")
 
         def receive(sink: BinaryIO) -> None:
             try:
@@ -237,7 +236,7 @@ class _Collection:
                 entry = self.writer.save_response(cap.kind, cap.form, cap.request, phase, receive)
         else:
             entry = self.writer.save_response(cap.kind, cap.form, cap.request, phase, receive)
-        self._emit("file", label, entry)
+        self._emit("file", cap.request or "(index)", entry)
         return entry, (failure[0] if failure else None)
 
     def _count(self, error: FetchError | None) -> None:

@@ -34,6 +34,17 @@ class Capture:
     seconds: float = 0.0
     """How long the target captures before it answers (CPU profile, trace)."""
 
+    @property
+    def label(self) -> str:
+        """What a person would call it, for progress displays."""
+        names = {"index": "profile index", "goroutine proto": "goroutine snapshot",
+                 "goroutine debug1": "goroutine snapshot (text)",
+                 "goroutine debug2": "goroutine dump (debug=2)", "heap proto": "heap profile",
+                 "heap debug1": "heap MemStats (debug=1)", "cpu proto": "CPU profile",
+                 "trace trace": "execution trace"}
+        name = names.get(f"{self.kind} {self.form}", names.get(self.kind, self.kind + " profile"))
+        return f"{name} {self.seconds:g}s" if self.seconds else name
+
 
 INDEX = Capture("index", "html", "")
 GOROUTINES = Capture("goroutine", "proto", "goroutine")
