@@ -3,6 +3,8 @@ checked against the runtime's own invariants, `go tool pprof -raw` and the proto
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import gofixtures
@@ -121,3 +123,36 @@ def test_not_a_heap_profile() -> None:
     with pytest.raises(InputError) as e:
         parse_heap_text(b"goroutine profile: total 1\n\n# runtime.MemStats\n# NumGC = 0\n", "g.txt")
     assert e.value.where == "line 1"
+
+
+def test_random_damage_gives_input_errors_only(heap_files: tuple[str, Path, Path]) -> None:
+    """A small fuzz run over real heap?debug=1 text: damaged copies parse or raise
+    InputError, never anything else."""
+    _, text, _ = heap_files
+    original = text.read_bytes()
+    rng = random.Random(11_27)
+    alphabet = b"0123456789 :[]@#x/=\t\n-abcdef"
+    outcomes: Counter[str] = Counter()
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data))
+            if rng.random() < 0.5:
+                data[at] = rng.choice(alphabet)
+            else:
+                del data[at: at + rng.randint(1, 30)]
+        try:
+            parse_heap_text(bytes(data), "fuzz.txt")
+            outcomes["ok"] += 1
+        except InputError as e:
+            assert str(e).startswith("fuzz.txt") and "\n" not in str(e)
+            outcomes["error"] += 1
+    assert outcomes["ok"] and outcomes["error"]
+
+
+def test_counts_too_big_to_scale() -> None:
+    text = (b"heap profile: 1: 1 [1: 1] @ heap/1048576\n"
+            b"99999999999999999999999999: 1 [1: 1] @ 0x1\n\n# runtime.MemStats\n# NumGC = 0\n")
+    with pytest.raises(InputError) as e:
+        parse_heap_text(text, "big.txt")
+    assert e.value.where == "line 2" and "cannot be scaled" in e.value.what

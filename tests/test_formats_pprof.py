@@ -4,6 +4,7 @@ same files; then damaged and hostile inputs."""
 from __future__ import annotations
 
 import gzip
+import random
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -353,3 +354,31 @@ def test_huge_counts_stay_counts(real_profile: bytes) -> None:
         s.value[0] = 1 << 60
     snap = profile_to_snapshot(parse_profile(pb.SerializeToString(), "x"))
     assert snap.total == len(snap.goroutines) << 60
+
+
+def test_random_damage_gives_input_errors_only(real_profile: bytes) -> None:
+    """A small fuzz run: flipped, dropped and inserted bytes in a real profile (plain and
+    gzipped) either still decode or raise InputError; nothing else escapes."""
+    rng = random.Random(20261127)
+    outcomes: Counter[str] = Counter()
+    for i in range(400):
+        data = bytearray(real_profile)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            op = rng.choice(("flip", "drop", "insert"))
+            if op == "flip":
+                data[at] ^= 1 << rng.randrange(8)
+            elif op == "drop":
+                del data[at: at + rng.randint(1, 8)]
+            else:
+                data[at:at] = rng.randbytes(rng.randint(1, 8))
+        blob = gzip.compress(bytes(data)) if i % 4 == 0 else bytes(data)
+        try:
+            profile = parse_profile(blob, "fuzz.pb")
+            if profile.kind == "goroutine":
+                profile_to_snapshot(profile)
+            outcomes["ok"] += 1
+        except InputError as e:
+            assert str(e).startswith("fuzz.pb") and "\n" not in str(e)
+            outcomes["error"] += 1
+    assert outcomes["ok"] and outcomes["error"]  # both paths were exercised

@@ -28,7 +28,7 @@ MEMSTATS_MARKER = "# runtime.MemStats"
 
 # "heap profile: <inuse objects>: <inuse bytes> [<alloc objects>: <alloc bytes>] @ heap/<2*rate>"
 _HEADER = re.compile(r"heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *heap/(\d+)$")
-_RECORD = re.compile(r"(-?\d+): *(-?\d+) *\[ *(\d+): *(\d+) *\] *@((?: +0x[0-9a-f]+)*)$")
+_RECORD = re.compile(r"(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@((?: +0x[0-9a-f]+)*)$")
 # "#<TAB>0xPC<TAB>function+0xOFF<TAB>file:line" (tabwriter pads with more tabs), or just the PC
 _FRAME = re.compile(r"#\t+0x[0-9a-f]+(?:\t+(\S+)\+0x[0-9a-f]+\t+(.*):(\d+))?$")
 _STAT = re.compile(r"# (\w+) = (.*)$")
@@ -149,13 +149,22 @@ def _chronological(ring: list[int], num_gc: int) -> list[int]:
 
 def _scale(count: int, size: int, rate: int) -> tuple[int, int]:
     """Undo heap sampling the way Go does (runtime/pprof.scaleHeapSample): an allocation
-    of average size s was sampled with probability 1 - exp(-s/rate)."""
+    of average size s was sampled with probability 1 - exp(-s/rate).
+
+    Raises ValueError when the numbers are beyond what the formula can scale.
+    """
     if count == 0 or size == 0:
         return 0, 0
     if rate <= 1:
         return count, size
-    scale = 1 / (1 - math.exp(-(size / count) / rate))
-    return int(count * scale), int(size * scale)
+    sampled = 1 - math.exp(-(size / count) / rate)
+    if not sampled > 0:
+        raise ValueError(f"{count} objects of {size} bytes cannot be scaled")
+    scale = 1 / sampled
+    try:
+        return int(count * scale), int(size * scale)
+    except OverflowError:
+        raise ValueError(f"{count} objects of {size} bytes cannot be scaled") from None
 
 
 def _parse_samples(text: str, source: str) -> Profile:
@@ -196,8 +205,12 @@ def _parse_samples(text: str, source: str) -> Profile:
             samples[-1].frames = tuple(stack)
         stack = []
         inuse_n, inuse_b, alloc_n, alloc_b = (int(m.group(i)) for i in range(1, 5))
+        try:
+            values = (*_scale(alloc_n, alloc_b, rate), *_scale(inuse_n, inuse_b, rate))
+        except ValueError as e:
+            raise InputError(source, f"line {n}", str(e)) from None
         samples.append(Sample(
-            values=(*_scale(alloc_n, alloc_b, rate), *_scale(inuse_n, inuse_b, rate)),
+            values=values,
             frames=(),
             # The allocation size, as pprof labels heap samples.
             num_labels={"bytes": _block_size(inuse_n, inuse_b, alloc_n, alloc_b)},

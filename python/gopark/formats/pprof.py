@@ -187,6 +187,9 @@ class _Resolver:
 
     def _samples(self, locations: dict[int, tuple[tuple[Frame, ...], int]],
                  n_values: int) -> list[Sample]:
+        # The hot loop: one pass over possibly 100k samples, so table lookups are inline.
+        strings = self.strings
+        n_strings = len(strings)
         # Samples often share stacks: resolve each distinct stack once.
         stacks: dict[tuple[int, ...], tuple[tuple[Frame, ...], tuple[int, ...]]] = {}
         samples: list[Sample] = []
@@ -202,12 +205,14 @@ class _Resolver:
             labels: dict[str, str] = {}
             num_labels: dict[str, int] = {}
             for label in s.label:
-                where = f"sample {i}"
-                key = self._string(label.key, where)
-                if label.str:
-                    labels[key] = self._string(label.str, where)
+                key, value = label.key, label.str
+                if not (0 <= key < n_strings and 0 <= value < n_strings):
+                    bad = value if 0 <= key < n_strings else key
+                    self._string(bad, f"sample {i}")  # raises, naming the index
+                if value:
+                    labels[strings[key]] = strings[value]
                 else:
-                    num_labels[key] = label.num
+                    num_labels[strings[key]] = label.num
             samples.append(Sample(values=values, frames=stack[0], labels=labels,
                                   num_labels=num_labels, addresses=stack[1]))
         return samples
