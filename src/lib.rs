@@ -1,11 +1,30 @@
 //! gopark's execution-trace engine.
 //!
-//! The pure-Rust engine (no Python) lives in the modules below and is tested with
-//! `cargo test`; the PyO3 bindings in `python.rs` are compiled only with the
-//! `python` feature, which maturin turns on when it builds the wheel.
+//! Reads Go execution traces (the v2 format of Go 1.22+) into one ordered stream of
+//! events and a per-goroutine summary. Layers, each in its own module:
+//! `wire` (header, varints, batches) → `generation` (one generation's batches and
+//! tables) → `order` (the consistent total order, validated against the scheduler's
+//! state machine) → `summary` (per-goroutine times), driven by `reader`.
+//!
+//! The pure-Rust engine (no Python) is tested with `cargo test`; the PyO3 bindings in
+//! `python.rs` are compiled only with the `python` feature, which maturin turns on.
 
 /// The crate version, reported by `gopark --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub mod catalog;
+pub mod error;
+pub mod event;
+pub mod fasthash;
+pub mod generation;
+pub mod order;
+pub mod reader;
+pub mod spec;
+pub mod summary;
+pub mod wire;
+
+pub use error::{ErrorKind, TraceError};
+pub use reader::TraceReader;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,0 +1,161 @@
+//! The engine's front door: read a trace generation by generation into the ordered
+//! event model, keeping the per-goroutine summary up to date on the way.
+//!
+//! Memory stays bounded by the largest generation: a generation's batches are freed
+//! once it is ordered, and callers may drop each generation's events after use.
+
+use std::io::Read;
+
+use crate::catalog::Catalog;
+use crate::error::{Result, TraceError};
+use crate::event::Event;
+use crate::generation::{ClockSnapshot, GenerationReader};
+use crate::order::Orderer;
+use crate::spec::Version;
+use crate::summary::Summarizer;
+
+/// Facts about one generation that was read.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationInfo {
+    pub genno: u64,
+    pub start_offset: u64,
+    pub end_offset: u64,
+    /// Trace time (ns) of the generation's Sync event.
+    pub start_time: i64,
+    /// Nanoseconds per trace tick.
+    pub ns_per_tick: f64,
+    pub clock: Option<ClockSnapshot>,
+    pub events: usize,
+    pub experimental_bytes: u64,
+}
+
+/// Reads a trace one generation at a time.
+pub struct TraceReader<R: Read> {
+    gens: GenerationReader<R>,
+    pub catalog: Catalog,
+    orderer: Orderer,
+    pub summary: Summarizer,
+    /// Generations read so far.
+    pub generations: Vec<GenerationInfo>,
+    /// The error that stopped reading, if any.
+    pub error: Option<TraceError>,
+    done: bool,
+}
+
+impl<R: Read> TraceReader<R> {
+    /// Check the header and get ready to read.
+    pub fn new(src: R) -> Result<Self> {
+        let gens = GenerationReader::new(src)?;
+        let mut catalog = Catalog::new();
+        let orderer = Orderer::new(gens.version(), &mut catalog);
+        Ok(TraceReader {
+            gens,
+            catalog,
+            orderer,
+            summary: Summarizer::new(),
+            generations: Vec::new(),
+            error: None,
+            done: false,
+        })
+    }
+
+    /// The trace format version (the N of "go 1.N trace").
+    pub fn version(&self) -> Version {
+        self.gens.version()
+    }
+
+    /// Bytes of the input read so far.
+    pub fn offset(&self) -> u64 {
+        self.gens.offset()
+    }
+
+    /// End offset of the last generation read without error (the readable prefix).
+    pub fn good_bytes(&self) -> u64 {
+        self.generations
+            .last()
+            .map(|g| g.end_offset)
+            .unwrap_or(crate::wire::HEADER_LEN as u64)
+    }
+
+    /// Append the next generation's ordered events to `out` (and feed the summary).
+    /// Returns Ok(false) once the trace is done (the closing Sync is appended then).
+    /// After an error, the reader stays stopped; what was read before stays valid.
+    pub fn next_generation(&mut self, out: &mut Vec<Event>) -> Result<bool> {
+        if self.done {
+            return match &self.error {
+                Some(e) => Err(e.clone()),
+                None => Ok(false),
+            };
+        }
+        match self.read_one(out) {
+            Ok(more) => Ok(more),
+            Err(e) => {
+                self.done = true;
+                self.error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn read_one(&mut self, out: &mut Vec<Event>) -> Result<bool> {
+        let g = match self.gens.next_generation(&mut self.catalog)? {
+            Some(g) => g,
+            None => {
+                self.done = true;
+                let start = out.len();
+                self.orderer.finish(out);
+                for e in &out[start..] {
+                    self.summary.event(e);
+                }
+                return Ok(false);
+            }
+        };
+        let start = out.len();
+        let res = self.orderer.generation(&g, &mut self.catalog, out);
+        if let Err(e) = res {
+            out.truncate(start);
+            return Err(e);
+        }
+        for e in &out[start..] {
+            self.summary.event(e);
+        }
+        self.generations.push(GenerationInfo {
+            genno: g.genno,
+            start_offset: g.start_offset,
+            end_offset: g.end_offset,
+            start_time: out[start].time,
+            ns_per_tick: g.freq,
+            clock: g.clock,
+            events: out.len() - start,
+            experimental_bytes: g.experimental_bytes,
+        });
+        Ok(true)
+    }
+
+    /// Read everything left, keeping only the summary. Stops at the first error
+    /// (recorded in `self.error`); returns the number of events read.
+    pub fn drain(&mut self) -> u64 {
+        let mut buf = Vec::new();
+        let mut n = 0;
+        loop {
+            buf.clear();
+            let more = self.next_generation(&mut buf);
+            n += buf.len() as u64;
+            match more {
+                Ok(true) => {}
+                _ => return n,
+            }
+        }
+    }
+}
+
+/// Read a whole trace held in memory into events (for tests and small traces).
+pub fn read_all(bytes: &[u8]) -> (Vec<Event>, Catalog, Option<TraceError>) {
+    let mut r = match TraceReader::new(bytes) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Catalog::new(), Some(e)),
+    };
+    let mut out = Vec::new();
+    while let Ok(true) = r.next_generation(&mut out) {}
+    (out, r.catalog, r.error)
+}
