@@ -249,3 +249,34 @@ def test_damaged_bundle_is_one_clear_error(bundle: Bundle, tmp_path: Path, damag
 def test_not_a_bundle(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a gopark bundle"):
         open_bundle(tmp_path)
+
+
+def test_transient_503_retried_with_backoff(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-flaky", "heap:2"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(interval=1, duration=0))
+    assert b.status == "complete" and not b.errors
+    first_heap = b.select("heap")[0]
+    assert first_heap.phase == "start" and first_heap.ok
+    assert first_heap.duration_s >= 0.5 + 1.0  # two retries, backing off 0.5 s then 1 s
+
+
+def test_retries_exhausted_recorded_with_the_answer(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-flaky", "heap:3"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
+            interval=1, duration=0, client=ClientOptions(retries=2, backoff=0.1)))
+    (failed,) = b.errors
+    assert failed.kind == "heap" and failed.form == "proto" and failed.phase == "start"
+    assert failed.error == "HTTP 503: upstream busy, try again"
+    assert len(b.select("heap")) == 3 and b.status == "complete"
+
+
+def test_snapshots_fall_back_to_text_when_binary_refused(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-text-only", "goroutine"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(interval=0.5, duration=1))
+    assert [f.form for f in b.errors] == ["proto"]
+    assert "HTTP 406" in (b.errors[0].error or "")
+    text = b.select("goroutine", "debug1")
+    assert [f.phase for f in text] == ["start", "interval", "end"]
+    assert all(b.read(f).startswith(b"goroutine profile: total ") for f in text)
+    assert any("snapshots use debug=1 text" in n for n in b.notes)
+    assert len(b.select("goroutine", "debug2")) == 2

@@ -2,8 +2,13 @@
 // TLS front that wants a bearer token and a client certificate — plus a Prometheus-style
 // /metrics page with go_info{version="..."} as client_golang's Go collector writes it.
 //
-// The plain harness port serves pprof and /metrics without any checks. With -dir DIR the
-// program also serves the same handlers over TLS and writes into DIR:
+// The plain harness port serves pprof and /metrics without any checks. Two flags make
+// profiles misbehave the way fronts do:
+//
+//	-flaky heap:2           the first 2 requests for heap answer 503 Service Unavailable
+//	-text-only goroutine    the binary form (no debug=N) of goroutine is refused with 406
+//
+// With -dir DIR the program also serves the same handlers over TLS and writes into DIR:
 //
 //	addr            HOST:PORT of the TLS front
 //	ca.pem          the certificate authority that signed the server and client certs
@@ -24,18 +29,47 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"goparkfixtures/harness"
 )
 
 var (
-	dir   = flag.String("dir", "", "serve over TLS too and write its address and credentials here")
-	token = flag.String("token", "", "bearer token the TLS front requires")
+	dir      = flag.String("dir", "", "serve over TLS too and write its address and credentials here")
+	token    = flag.String("token", "", "bearer token the TLS front requires")
+	flaky    = flag.String("flaky", "", "NAME:N: the first N requests for profile NAME answer 503")
+	textOnly = flag.String("text-only", "", "comma-separated profiles whose binary form is refused")
 )
+
+// unavailableFirst answers 503 to the first n requests, then serves the profile.
+func unavailableFirst(name string, n int64) http.HandlerFunc {
+	var seen atomic.Int64
+	return func(w http.ResponseWriter, r *http.Request) {
+		if seen.Add(1) <= n {
+			http.Error(w, "upstream busy, try again", http.StatusServiceUnavailable)
+			return
+		}
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
+}
+
+// refuseBinary serves only the text forms (debug=1, debug=2) of a profile.
+func refuseBinary(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if d := r.FormValue("debug"); d == "" || d == "0" {
+			http.Error(w, "binary responses are not allowed through this proxy", http.StatusNotAcceptable)
+			return
+		}
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
+}
 
 func goInfo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -137,6 +171,18 @@ func serveTLS(dir, token string) {
 func main() {
 	harness.Run(harness.Program{Setup: func(cfg harness.Config) {
 		cfg.ServeMux.HandleFunc("/metrics", goInfo)
+		if name, count, ok := strings.Cut(*flaky, ":"); ok {
+			n, err := strconv.ParseInt(count, 10, 64)
+			if err != nil {
+				panic(err)
+			}
+			cfg.ServeMux.Handle("/debug/pprof/"+name, unavailableFirst(name, n))
+		}
+		if *textOnly != "" {
+			for _, name := range strings.Split(*textOnly, ",") {
+				cfg.ServeMux.Handle("/debug/pprof/"+name, refuseBinary(name))
+			}
+		}
 		if *dir != "" {
 			serveTLS(*dir, *token)
 		}
