@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gopark.analysis import suspects
+from gopark.analysis import growth, suspects
 from gopark.analysis.findings import VERDICTS, Diagnosis, Finding, Summary
 from gopark.analysis.inventory import Inventory, inventory, key_of, signature
 from gopark.analysis.source import SourceReader
@@ -46,7 +46,7 @@ class Context:
 
 
 Contributor = Callable[[Context], Iterable[Finding]]
-CONTRIBUTORS: list[Contributor] = []
+CONTRIBUTORS: list[Contributor] = [growth.contribute]
 """Analyses that add findings after step 1, in order (see ``register``)."""
 
 
@@ -172,6 +172,8 @@ def merge(found: Iterable[Finding]) -> list[Finding]:
             else (old, f)
         keep.evidence = list(dict.fromkeys([*keep.evidence, *other.evidence]))
         keep.source_line = keep.source_line or other.source_line
+        keep.per_min = keep.per_min if keep.per_min is not None else other.per_min
+        keep.bytes = keep.bytes if keep.bytes is not None else other.bytes
         if keep is f:
             out[out.index(old)] = f
             by_key[f.group_key] = f

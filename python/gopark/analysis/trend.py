@@ -329,8 +329,9 @@ def _group_trend(key: str, points: list[dict[str, GroupPoint]], minutes: list[fl
     if leak is not None and leak.leaked:
         trend.leaked = leak.leaked
         trend.verdict = "proven"
-        trend.evidence.insert(0, f"Go's goroutineleak profile marks {leak.leaked} of them leaked "
-                                 "(the GC proved nothing can wake them)")
+        # Worded as step 1 words it, so merged evidence says it once.
+        trend.evidence.insert(0, f"Go's goroutineleak profile marks {leak.leaked:,} of them "
+                                 "leaked: nothing reachable can ever wake them")
         if leak.ids and not trend.ids:
             trend.ids = sorted(leak.ids)
     elif shape == "growing":

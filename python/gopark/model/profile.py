@@ -45,6 +45,9 @@ class Profile:
     time: datetime | None = None
     default_sample_type: str = ""
     comments: list[str] = field(default_factory=list)
+    memstats: dict[str, int] = field(default_factory=dict)
+    """runtime.MemStats of the moment, when the profile came as heap?debug=1 text (which
+    carries them; see formats/heaptext.parse_memstats). Empty otherwise."""
 
     def index(self, type_name: str) -> int:
         """Position of the sample type called ``type_name``; raises KeyError if absent."""

@@ -1,0 +1,119 @@
+"""What the user names on the command line — files or bundle folders — as model objects.
+
+A file goes through formats.load (the parser is chosen from the bytes); heap?debug=1 text
+becomes a heap Profile carrying its runtime.MemStats. A bundle folder (gopark collect)
+gives every file it holds, in the order taken, with the collection's timestamps: each
+goroutine snapshot gets the time its request started, so trends have a time axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gopark.collect.bundle import MANIFEST, Bundle, BundleFile, open_bundle
+from gopark.errors import InputError
+from gopark.formats.load import Loaded, load_bytes, load_path
+from gopark.formats.sniff import sniff
+from gopark.model import Profile, Snapshot
+
+
+@dataclass(slots=True)
+class Inputs:
+    """Everything loaded from the named paths, in order, and what could not be used."""
+
+    items: list[Loaded] = field(default_factory=list)
+    target: str | None = None
+    """The bundle's target URL, when a bundle was named."""
+    go_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """Files of a bundle that could not be read (the rest is still used)."""
+
+
+def is_bundle(path: str | Path) -> bool:
+    """True for a folder with a bundle manifest in it."""
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+def load_inputs(paths: Iterable[str | Path]) -> Inputs:
+    """Load files and bundle folders. Raises InputError for an unreadable file or a folder
+    that is not a bundle; a damaged file *inside* a bundle becomes a note."""
+    out = Inputs()
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            bundle = open_bundle(p)
+            out.target = out.target or bundle.target
+            out.go_version = out.go_version or bundle.go_version
+            items, notes = load_bundle(bundle)
+            out.items.extend(items)
+            out.notes.extend(notes)
+        else:
+            out.items.extend(load_file(p))
+    return out
+
+
+def load_file(path: Path) -> list[Loaded]:
+    """One file: like formats.load.load_path, plus heap?debug=1 text (with MemStats)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise InputError(str(path), None, f"cannot read: {e.strerror or e}") from None
+    if sniff(head) == "heap-text":
+        return [heap_text_profile(path.read_bytes(), str(path))]
+    return load_path(path)
+
+
+def heap_text_profile(data: bytes, source: str) -> Profile:
+    """heap?debug=1 text as a heap Profile with its MemStats attached."""
+    from gopark.formats.heaptext import parse_heap_text
+
+    parsed = parse_heap_text(data, source)
+    parsed.profile.memstats = parsed.memstats
+    return parsed.profile
+
+
+# Bundle file kinds that hold something the analyses read.
+_USED_KINDS = ("goroutine", "goroutineleak", "heap", "allocs", "block", "mutex", "cpu", "trace")
+
+
+def load_bundle(bundle: Bundle) -> tuple[list[Loaded], list[str]]:
+    """Every usable file of `bundle` as model objects (and paths for traces), with the
+    time each was taken; plus one note per file that could not be read."""
+    items: list[Loaded] = []
+    notes: list[str] = []
+    for f in bundle.files:
+        if not f.ok or f.kind not in _USED_KINDS:
+            continue
+        try:
+            items.extend(_load_bundle_file(bundle, f))
+        except InputError as e:
+            notes.append(f"skipped {e}")
+    if bundle.status not in ("complete", "collecting"):
+        notes.append(f"the bundle is partial ({bundle.status}); "
+                     f"{sum(f.ok for f in bundle.files)} files were taken")
+    return items, notes
+
+
+def _load_bundle_file(bundle: Bundle, f: BundleFile) -> list[Loaded]:
+    path = bundle.path(f)
+    if f.kind == "trace":
+        return [path]
+    data = bundle.read(f)
+    if f.kind in ("heap", "allocs") and f.form == "debug1":
+        profile = heap_text_profile(data, str(path))
+        profile.time = f.started
+        return [profile]
+    loaded = load_bytes(data, str(path))
+    # One clock for every file of a bundle (gopark's, when the request started: the runtime
+    # takes the profile as the request arrives); a profile's own time is the target's clock.
+    for item in loaded:
+        if isinstance(item, Snapshot):
+            item.taken_at = f.started
+            item.go_version = item.go_version or bundle.go_version
+        elif isinstance(item, Profile):
+            item.time = f.started
+    return loaded

@@ -1,0 +1,116 @@
+"""`gopark watch` against real Go services on loopback: plain output, live view, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import gofixtures
+from gopark.cli import main
+
+WATCH = [sys.executable, "-m", "gopark", "watch"]
+
+
+def _watch(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WATCH, url, *extra], capture_output=True, text=True, timeout=120)
+
+
+def test_plain_output_highlights_the_growing_group() -> None:
+    with gofixtures.run("sendaftertimeout", "1.24", ["-n", "30", "-rate", "20"]) as p:
+        out = _watch(p.base_url, "--interval", "0.4s", "--iterations", "6")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    refreshes = [ln for ln in lines if re.match(r"\d\d:\d\d:\d\d goroutines ", ln)]
+    assert len(refreshes) == 6
+    assert all("heap in use" in ln and "MiB" in ln for ln in refreshes)
+    totals = [int(re.search(r"goroutines ([\d,]+)", ln)[1].replace(",", ""))  # type: ignore[index]
+              for ln in refreshes]
+    assert totals == sorted(totals) and totals[-1] - totals[0] >= 20
+    growing = [ln for ln in lines if " growing " in ln]
+    assert growing and all("main.fetch.func1 main.go:20" in ln for ln in growing)
+    # The summary names the group and its rate (20/s ≈ 1,200/min; loose bounds: 2 cores).
+    summary = lines[lines.index(next(ln for ln in lines if ln.startswith("watched "))):]
+    grow = next(ln for ln in summary if ln.startswith("growing:"))
+    rate = float(re.search(r"\(\+([\d,.]+)/min\)", grow)[1].replace(",", ""))  # type: ignore[index]
+    assert 600 < rate < 1500 and "main.fetch.func1" in grow
+    assert any("not steady" in ln for ln in summary)
+
+
+def test_healthy_pool_shows_nothing_growing() -> None:
+    with gofixtures.run("healthypool", "1.24", ["-n", "0", "-rate", "50"]) as p:
+        out = _watch(p.base_url, "--interval", "0.3s", "--iterations", "6")
+    assert out.returncode == 0, out.stderr
+    assert " growing " not in out.stdout
+    assert "no group grew steadily" in out.stdout
+
+
+def test_ctrl_c_prints_the_summary_and_exits_cleanly() -> None:
+    with gofixtures.run("tickerloop", "1.27", ["-n", "10", "-rate", "20"]) as p:
+        proc = subprocess.Popen([*WATCH, p.base_url, "--interval", "0.3s"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        seen = 0
+        while seen < 4:  # let it refresh a few times
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            seen += " goroutines " in line
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert re.search(r"watched http://127\.0\.0\.1:\d+/debug/pprof/ for \d+ s \(\d+ snapshots\)",
+                     rest)
+    assert "growing:" in rest and "main.startSession.func1" in rest
+
+
+def test_live_view_on_a_terminal() -> None:
+    with gofixtures.run("sendaftertimeout", "1.27", ["-n", "30", "-rate", "20"]) as p:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: gopark watch on a pseudo-terminal
+            os.environ["COLUMNS"] = "160"
+            os.execv(sys.executable, [*WATCH, p.base_url, "--interval", "0.3s",
+                                      "--iterations", "5"])
+        chunks = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert "\x1b[" in screen  # styled and redrawn in place
+    for column in ("goroutines", "change", "rate", "trend", "where"):
+        assert column in screen
+    assert "main.fetch.func1 main.go:20" in screen
+    assert "Ctrl-C to stop" in screen and "heap in use" in screen
+    assert "growing:" in screen  # the summary after the last refresh
+
+
+def test_unreachable_target_is_one_line_and_exit_2(capsys: object) -> None:
+    # A port nothing listens on (bind, learn the port, close).
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    out = _watch(f"http://127.0.0.1:{port}/debug/pprof/", "--iterations", "2", "--interval",
+                 "0.1s")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("gopark: error: ")
+    assert f"127.0.0.1:{port}" in out.stderr
+    assert main(["watch", "http://127.0.0.1:1/", "--iterations", "-1"]) == 2
