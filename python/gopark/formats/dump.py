@@ -25,17 +25,30 @@ and function and source lines are cached by their text.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from gopark.errors import InputError
 from gopark.formats.gotext import FrameInterner, go_unquote
 from gopark.model import Frame, Goroutine, Snapshot
 
-# goroutine N [gp=.. m=.. mp=..] [STATUS] [{labels}]:
-_HEADER = re.compile(
-    r"^goroutine (\d+)(?: (?:gp|m|mp)=\S+)* \[([^\]\n]*)\]( \{[^\n]*\})?:[ \t]*$", re.M
+# One goroutine, found in a single pass of the regex engine (far faster than Python
+# code per line): the header "goroutine N [gp=.. m=.. mp=..] [STATUS] [{labels}]:", the
+# stack lines up to a blank line or the next header, and the usual "created by F in
+# goroutine N" tail split off, because its goroutine id differs between otherwise equal
+# stacks. The text must start and end with "\n" (see parse_dump).
+_GOROUTINE = re.compile(
+    r"(?<=\n)goroutine (\d+)(?: (?:gp|m|mp)=\S+)* \[([^\]\n]*)\]( \{[^\n]*\})?:[ \t]*\n"
+    r"((?:(?!goroutine \d)[^\n]+\n)*?)"
+    r"(?:created by ([^\n]+?) in goroutine (\d+)\n(\t[^\n]*)\n)?"
+    r"(?=\n|\Z|goroutine \d)"
 )
+# The argument list at the end of a function call line. Arguments hold no parentheses
+# (traceback.go printArgs), so the last "(" of the line opens them.
+_CALL_ARGS = re.compile(r"\(([^()\n]*)\)\n")
+
 # Something that starts like a header but is not one: damaged input.
 _HEADER_LIKE = re.compile(r"^goroutine \d+ (?:gp=|\[)", re.M)
 
@@ -91,20 +104,9 @@ class _Stack(NamedTuple):
     creator_id: int | None
     ancestors: tuple[tuple[int, tuple[Frame, ...]], ...]
     end: int
-    """Index of the first line that is not part of the stack (the number of lines if all are)."""
-
-
-def _split_call(line: str) -> tuple[str, str] | None:
-    """``pkg.F(args)`` -> (``pkg.F``, ``args``), or None if the line is no function call.
-
-    Arguments never contain parentheses (traceback.go printArgs), so the last ``(`` opens them.
-    """
-    if not line.endswith(")"):
-        return None
-    i = line.rfind("(")
-    if i <= 0 or " " in line[:i]:
-        return None
-    return line[:i], line[i + 1 : -1]
+    """Index of the first line that is not part of the stack (``lines`` if all are)."""
+    lines: int
+    """How many lines were parsed."""
 
 
 def _split_location(line: str) -> tuple[str, int] | None:
@@ -180,17 +182,17 @@ class _DumpParser:
         self.text = text
         self.source = source
         self.frames = FrameInterner()
-        self.calls: dict[str, tuple[str, str] | None] = {}
+        self.calls: dict[tuple[str, str], Frame | None] = {}  # (name, source line) -> frame
         self.locations: dict[str, tuple[str, int] | None] = {}
         self.stacks: dict[str, _Stack] = {}
-        self.created: dict[tuple[str, str], Frame] = {}
+        self.shapes: dict[str, _Stack] = {}  # stacks by their text without arguments
         self.statuses: dict[str, _Status] = {}
         self.args: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     # -- errors -------------------------------------------------------------------------
 
     def _line_of(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        return self.text.count("\n", 0, pos)  # the text starts with an added newline
 
     def _error(self, line: int, what: str) -> InputError:
         return InputError(self.source, f"line {line}", what)
@@ -202,19 +204,24 @@ class _DumpParser:
 
     # -- stacks -------------------------------------------------------------------------
 
-    def _call(self, line: str) -> tuple[str, str] | None:
-        try:
-            return self.calls[line]
-        except KeyError:
-            r = self.calls[line] = _split_call(line)
-            return r
-
     def _location(self, line: str) -> tuple[str, int] | None:
         try:
             return self.locations[line]
         except KeyError:
             r = self.locations[line] = _split_location(line)
             return r
+
+    def _frame(self, name: str, loc_line: str) -> Frame | None:
+        """The frame of function ``name`` at source line ``loc_line`` (None if that line
+        is no source line)."""
+        key = (name, loc_line)
+        try:
+            return self.calls[key]
+        except KeyError:
+            loc = self._location(loc_line)
+            frame = self.frames.get(name, loc[0], loc[1]) if loc is not None else None
+            self.calls[key] = frame
+            return frame
 
     def _parse_stack(self, lines: list[str], at_eof: bool) -> _Stack:
         """Frames, created-by and ancestors from the lines after a header.
@@ -234,13 +241,29 @@ class _DumpParser:
         i = 0
         while i < n:
             line = lines[i]
-            if line == _RUNNING_ELSEWHERE:
-                i += 1
-                continue
-            if line.startswith("created by "):
+            if line.endswith(")"):  # pkg.F(args): the common case first
+                p = line.rfind("(")
+                name = line[:p]
+                frame = self._frame(name, lines[i + 1]) if i + 1 < n else None
+                if frame is None:
+                    if p <= 0 or " " in name:
+                        if i == 0:
+                            raise _Bad(i, "a stack frame (pkg.Function(args))", line)
+                        break  # not a call: the stack ended, other text follows
+                    if at_eof and i + 2 >= n:
+                        elided = True
+                        i = n
+                        break
+                    found = lines[i + 1] if i + 1 < n else "end of stack"
+                    raise _Bad(i + 1, f"the source line of {name} (\\tFILE:LINE +0xOFF)", found)
+                current.append(frame)
+                if current is frames:
+                    args.append(line[p + 1 : -1])
+                i += 2
+            elif line.startswith("created by "):
                 fn, sep, gid = line[11:].partition(" in goroutine ")
-                loc = self._location(lines[i + 1]) if i + 1 < n else None
-                if loc is None:
+                frame = self._frame(fn, lines[i + 1]) if i + 1 < n else None
+                if frame is None:
                     if at_eof and i + 2 >= n:
                         elided = True
                         i = n
@@ -248,77 +271,36 @@ class _DumpParser:
                     found = lines[i + 1] if i + 1 < n else "end of stack"
                     raise _Bad(i + 1, f"the source line of 'created by {fn}' (\\tFILE:LINE)", found)
                 if not ancestors and created_by is None:
-                    created_by = self.frames.get(fn, loc[0], loc[1])
+                    created_by = frame
                     creator_id = int(gid) if sep and gid.isdigit() else None
                 i += 2
-                continue
-            if line.startswith(_ORIGINATING) and line.endswith("]:"):
+            elif line.startswith(_ORIGINATING) and line.endswith("]:"):
                 gid = line[len(_ORIGINATING) : -2]
                 if not gid.isdigit():
                     raise _Bad(i, "'[originating from goroutine N]:'", line)
                 current = []
                 ancestors.append((int(gid), current))
                 i += 1
-                continue
-            if line.startswith("...") and line.endswith("elided..."):
-                if current is frames:
-                    elided = True
+            elif line.startswith("...") and line.endswith("elided..."):
+                elided = elided or current is frames
                 i += 1
-                continue
-            if line.startswith("non-Go function at pc="):
+            elif line.startswith("non-Go function at pc="):
                 current.append(self.frames.get(line, "", 0))
                 if current is frames:
                     args.append("")
                 i += 1
-                continue
-            call = self._call(line)
-            if call is None:
-                if line[:1] == "\t":
-                    raise _Bad(i, "a function call before this source line", line)
-                if not frames and not ancestors and created_by is None and i == 0:
-                    raise _Bad(i, "a stack frame (pkg.Function(args))", line)
+            elif line == _RUNNING_ELSEWHERE:
+                i += 1
+            elif line[:1] == "\t":
+                raise _Bad(i, "a function call before this source line", line)
+            elif i == 0:
+                raise _Bad(i, "a stack frame (pkg.Function(args))", line)
+            else:
                 break  # the stack ended; what follows is other text
-            loc = self._location(lines[i + 1]) if i + 1 < n else None
-            if loc is None:
-                if at_eof and i + 2 >= n:
-                    elided = True
-                    i = n
-                    break
-                found = lines[i + 1] if i + 1 < n else "end of stack"
-                raise _Bad(i + 1, f"the source line of {call[0]} (\\tFILE:LINE +0xOFF)", found)
-            current.append(self.frames.get(call[0], loc[0], loc[1]))
-            if current is frames:
-                args.append(call[1])
-            i += 2
         return _Stack(
             tuple(frames), tuple(args), elided, created_by, creator_id,
-            tuple((gid, tuple(fs)) for gid, fs in ancestors), i,
+            tuple((gid, tuple(fs)) for gid, fs in ancestors), i, n,
         )
-
-    def _stack_head(self, head: str, at_eof: bool) -> _Stack:
-        stack = self.stacks.get(head)
-        if stack is None:
-            stack = self._parse_stack(head.split("\n"), at_eof)
-            if not at_eof:
-                self.stacks[head] = stack
-        return stack
-
-    def _created_tail(self, tail: str) -> tuple[Frame, int | None] | None:
-        """Fast path for the usual two-line tail ``created by F in goroutine N`` + source."""
-        nl = tail.find("\n")
-        if nl < 0 or tail.find("\n", nl + 1) >= 0:
-            return None
-        fn, sep, gid = tail[11:nl].partition(" in goroutine ")
-        if sep and not gid.isdigit():
-            return None
-        loc_line = tail[nl + 1 :]
-        frame = self.created.get((fn, loc_line))
-        if frame is None:
-            loc = self._location(loc_line)
-            if loc is None:
-                return None
-            frame = self.created[(fn, loc_line)] = self.frames.get(fn, loc[0], loc[1])
-        return frame, (int(gid) if sep else None)
 
     # -- gaps between goroutines ---------------------------------------------------------
 
@@ -345,8 +327,8 @@ class _DumpParser:
     def parse(self) -> list[Snapshot]:
         """Every dump in the text, one Snapshot each."""
         text = self.text
-        headers = list(_HEADER.finditer(text))
-        if not headers:
+        matches = list(_GOROUTINE.finditer(text))
+        if not matches:
             bad = _HEADER_LIKE.search(text)
             if bad:
                 line = text[bad.start() : text.find("\n", bad.start())]
@@ -355,23 +337,27 @@ class _DumpParser:
             raise self._error(1, "no goroutine in the input (expected a line like "
                                  "'goroutine 1 [running]:')")
         dumps = _Dumps(self)
-        for h, m in enumerate(headers):
-            last = h + 1 == len(headers)
-            next_start = len(text) if last else headers[h + 1].start()
-            g, gap = self._goroutine(m, next_start, last)
+        for h, m in enumerate(matches):
+            last = h + 1 == len(matches)
+            g, extra = self._goroutine(m, last)
             dumps.add(g)
             # The text after this goroutine decides whether the next one continues the dump.
-            if gap is None:
+            gap = text[m.end() : len(text) if last else matches[h + 1].start()]
+            if extra:
+                gap = extra + gap
+            if gap == "\n":  # one blank line: the usual case
+                dumps.split_before = False
+            elif not gap:  # the next header follows the stack directly: another dump
                 dumps.split_before = True
-            elif gap.strip():
-                foreign, new, separator = self._gap_kind(gap, next_start - len(gap))
+            elif not gap.isspace():
+                foreign, new, separator = self._gap_kind(gap, m.end() - len(extra))
                 dumps.split_before = foreign or new
                 dumps.crash_section = dumps.crash_section or separator
             else:
                 dumps.split_before = False
         return dumps.finish()
 
-    def _status(self, m: re.Match[str]) -> tuple[_Status, dict[str, str]]:
+    def _status(self, m: re.Match[str]) -> _Status:
         status_text = m.group(2)
         status = self.statuses.get(status_text)
         if status is None:
@@ -380,71 +366,65 @@ class _DumpParser:
             except ValueError as e:
                 raise self._error(self._line_of(m.start()), "expected a goroutine status "
                                   f"like '[chan send, 5 minutes]': {e}") from None
-        labels: dict[str, str] = {}
-        if m.group(3):
-            try:
-                labels = _parse_header_labels(m.group(3))
-            except ValueError as e:
-                raise self._error(self._line_of(m.start()),
-                                  f"expected labels '{{key: value, ...}}': {e}") from None
-        return status, labels
+        return status
 
-    def _goroutine(self, m: re.Match[str], next_start: int, last: bool
-                   ) -> tuple[Goroutine, str | None]:
-        """The goroutine whose header is ``m``, and the text between its stack and the next
-        header (None when the next header follows without a blank line)."""
-        status, labels = self._status(m)
-        # The block runs from the line after the header to the next header.
-        block = self.text[m.end() + 1 : next_start]
-        gap: str | None
-        if not block or block.startswith("\n"):
-            stack_text, gap = "", block[1:]
-        else:
-            k = block.find("\n\n")
-            if k >= 0:
-                stack_text, gap = block[:k], block[k + 2 :]
-            elif last:
-                stack_text, gap = block.rstrip("\n"), ""
-            else:
-                stack_text, gap = block[:-1], None
-
-        # The "created by" tail holds the creator's id, which differs between goroutines of
-        # one shape: parse the part before it once per distinct text.
-        c = stack_text.find("\ncreated by ")
-        head, tail = (stack_text[:c], stack_text[c + 1 :]) if c >= 0 else (stack_text, "")
+    def _labels(self, m: re.Match[str]) -> dict[str, str]:
         try:
-            stack = self._stack_head(head, last and not tail)
+            return _parse_header_labels(m.group(3))
+        except ValueError as e:
+            raise self._error(self._line_of(m.start()),
+                              f"expected labels '{{key: value, ...}}': {e}") from None
+
+    def _new_stack(self, m: re.Match[str], head: str, at_eof: bool) -> _Stack:
+        """The stack of a head text not seen before. Stacks that differ only in argument
+        values (pointers, ids) are common: parse their shape once, take the arguments."""
+        shape = _CALL_ARGS.sub("()\n", head)
+        known = self.shapes.get(shape)
+        if known is not None and not known.ancestors:
+            args = _CALL_ARGS.findall(head)
+            if len(args) == len(known.args):
+                return _Stack(known.frames, self._shared_args(args), known.elided,
+                              known.created_by, known.creator_id, (), known.end, known.lines)
+        try:
+            stack = self._parse_stack(head.split("\n")[:-1], at_eof)  # head ends with "\n"
         except _Bad as bad:
             raise self._bad_line(m.start(), 0, bad) from None
-        created_by, creator_id = stack.created_by, stack.creator_id
-        ancestors, elided = stack.ancestors, stack.elided
-        rest: list[str] = []  # lines after the end of the stack: they belong to the gap
-        head_count = head.count("\n") + 1
-        if head and stack.end < head_count:
-            rest = head.split("\n")[stack.end :] + ([tail] if tail else [])
-        elif tail:
-            fast = self._created_tail(tail)
-            if fast is not None:
-                created_by, creator_id = fast
-            else:
-                tail_lines = tail.split("\n")
-                try:
-                    more = self._parse_stack(tail_lines, last)
-                except _Bad as bad:
-                    raise self._bad_line(m.start(), head_count, bad) from None
-                created_by, creator_id = more.created_by, more.creator_id
-                ancestors, elided = more.ancestors, elided or more.elided
-                rest = tail_lines[more.end :]
-        if rest:
-            gap = "\n".join(rest) + "\n" + (gap or "")
+        stack = stack._replace(args=self._shared_args(stack.args))
+        self.stacks[head] = stack
+        self.shapes[shape] = stack
+        return stack
 
-        args = self.args.setdefault(stack.args, stack.args)
+    def _shared_args(self, args: Sequence[str]) -> tuple[str, ...]:
+        """One tuple object per distinct argument list."""
+        key = tuple(args)
+        return self.args.setdefault(key, key)
+
+    def _goroutine(self, m: re.Match[str], last: bool) -> tuple[Goroutine, str]:
+        """The goroutine matched by ``m``, and the lines after its stack that are not part
+        of it (text that follows a dump without a blank line)."""
+        gid, status_text, labels_text, head, creator, creator_id, creator_line = m.groups()
+        status = self.statuses.get(status_text) or self._status(m)
+        stack = self.stacks.get(head) or self._new_stack(m, head, last and creator is None)
+        extra = ""
+        created_by, cid = stack.created_by, stack.creator_id
+        if stack.end < stack.lines:
+            # The stack ended early: the rest (and any "created by" matched after it) is text.
+            extra = "\n".join(head.split("\n")[stack.end : -1]) + "\n"
+            if creator is not None:
+                extra += self.text[m.start(5) - len("created by ") : m.end()]
+        elif creator is not None:
+            created_by = self._frame(creator, creator_line)
+            if created_by is None:
+                err = _Bad(stack.lines + 1, f"the source line of 'created by {creator}' "
+                           "(\\tFILE:LINE)", creator_line)
+                raise self._bad_line(m.start(), 0, err)
+            cid = int(creator_id)
         g = Goroutine(
-            stack.frames, int(m.group(1)), status.state, status.wait_minutes, status.locked,
-            status.leaked, status.durable, status.bubble, args, created_by, creator_id,
-            elided, ancestors, labels,
+            stack.frames, int(gid), status.state, status.wait_minutes, status.locked,
+            status.leaked, status.durable, status.bubble, stack.args, created_by, cid,
+            stack.elided, stack.ancestors, self._labels(m) if labels_text else {},
         )
-        return g, gap
+        return g, extra
 
     def snapshot(self, goroutines: list[Goroutine]) -> Snapshot:
         """A dump's Snapshot; one written by the goroutineleak profile says so."""
@@ -503,4 +483,15 @@ def parse_dump(data: bytes, source: str) -> list[Snapshot]:
     text = data.decode("utf-8", errors="replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    return _DumpParser(text, source).parse()
+    # _GOROUTINE wants a newline before the first line and after the last; line numbers
+    # in messages count the newlines before a position, which this makes 1-based.
+    text = "\n" + text + ("" if text.endswith("\n") else "\n")
+    # A big dump makes hundreds of thousands of objects and no reference cycles: the
+    # cyclic GC would only rescan them again and again (a quarter of the parse time).
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _DumpParser(text, source).parse()
+    finally:
+        if gc_was_on:
+            gc.enable()
