@@ -8,11 +8,14 @@ goroutine snapshot gets the time its request started, so trends have a time axis
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gopark.collect.bundle import MANIFEST, Bundle, BundleFile, open_bundle
+from gopark.collect.collector import CollectOptions, ProgressCallback, collect_bundle
 from gopark.errors import InputError
 from gopark.formats.load import Loaded, load_bytes, load_path
 from gopark.formats.sniff import sniff
@@ -53,6 +56,38 @@ def load_inputs(paths: Iterable[str | Path]) -> Inputs:
         else:
             out.items.extend(load_file(p))
     return out
+
+
+def is_url(text: str) -> bool:
+    """True for an http(s) URL (a live target) rather than a path."""
+    return text.startswith(("http://", "https://"))
+
+
+def collect_inputs(url: str, options: CollectOptions, keep: Path | None = None,
+                   progress: ProgressCallback | None = None) -> Inputs:
+    """Collect a bundle from a live target and load it.
+
+    The bundle goes to `keep` (kept) or to a temporary folder (removed afterwards). Ctrl-C
+    during the collection stops it early: what was taken is still loaded, with a note.
+    """
+    directory = keep if keep is not None else Path(tempfile.mkdtemp(prefix="gopark-bundle-"))
+    interrupted = False
+    try:
+        try:
+            collect_bundle(url, directory, options, progress)
+        except KeyboardInterrupt:
+            if not (directory / MANIFEST).is_file():
+                raise
+            interrupted = True
+        inputs = load_inputs([directory])
+    finally:
+        if keep is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    if interrupted:
+        inputs.notes.append("collection interrupted (Ctrl-C): diagnosed what was taken")
+    if keep is not None:
+        inputs.notes.append(f"bundle kept in {keep}")
+    return inputs
 
 
 def load_file(path: Path) -> list[Loaded]:

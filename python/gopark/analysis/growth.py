@@ -43,6 +43,26 @@ def goroutine_growth(ctx: Context) -> list[Finding]:
         if g.verdict in _LEAK_VERDICTS or (g.verdict == "benign" and g.shape == "drained"):
             out.append(_finding(g, groups.get(g.key), report, heaps[-1] if heaps else None,
                                 memstats))
+    return _fold_http_pairs(out)
+
+
+def _fold_http_pairs(found: list[Finding]) -> list[Finding]:
+    """Every leaked HTTP client connection has a readLoop and a writeLoop goroutine: one
+    leak, so the writeLoop group becomes evidence of the readLoop finding."""
+    def at(f: Finding, function: str) -> bool:
+        return f.location is not None and f.location.function == function
+
+    readers = [f for f in found if at(f, classify.READ_LOOP) and f.verdict != "benign"]
+    if not readers:
+        return found
+    out = []
+    for f in found:
+        if at(f, classify.WRITE_LOOP) and f.verdict == readers[0].verdict:
+            readers[0].evidence.append(f"{f.goroutines:,} writeLoop goroutines of the same "
+                                       "connections grew beside them")
+            readers[0].bytes = (readers[0].bytes or 0) + (f.bytes or 0)
+            continue
+        out.append(f)
     return out
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from gopark import load
 from gopark.analysis.diagnose import diagnose
 from gopark.analysis.findings import VERDICTS, Finding
 from gopark.analysis.suspects import DEFAULT_THRESHOLD
+from gopark.cli.collect import add_collection_arguments, collect_options
+from gopark.errors import GoparkError
+from gopark.inputs import Inputs, collect_inputs, is_url, load_inputs
 from gopark.report import json as json_report
 from gopark.report import text as text_report
 
@@ -22,12 +25,16 @@ form), goroutineleak profiles (Go 1.26+), and other profiles. Each finding has a
   gopark diagnose goroutine-debug2.txt
   gopark diagnose dump.txt goroutineleak.pb.gz --format json
   gopark diagnose dump.txt --fail-on suspected     # exit 1 if anything is suspected
+  gopark diagnose http://127.0.0.1:6060/debug/pprof/ --duration 20s --interval 4s
+  gopark diagnose bundle/                          # a folder from gopark collect
 """
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark diagnose`."""
-    parser.add_argument("files", nargs="+", metavar="FILE", help="dumps and profiles")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="dumps and profiles, bundle folders (gopark collect), or the "
+                             "/debug/pprof/ URL of a live service to collect from first")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="W",
                         help="weighted size of a group that makes it a suspect: its count, "
@@ -37,16 +44,33 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="exit 1 when a finding is this serious or worse "
                              "(proven, confirmed, suspected)")
     parser.add_argument("--no-benign", action="store_true", help="hide known idle shapes (text)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="with a URL: keep the collected bundle in DIR")
+    add_collection_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis; 1 when --fail-on is met."""
-    d = diagnose(load(args.files), threshold=args.threshold)
+    inputs = _inputs(args)
+    d = diagnose(inputs.items, threshold=args.threshold, target=inputs.target)
+    d.notes.extend(inputs.notes)
     if args.format == "json":
         sys.stdout.write(json_report.dumps(json_report.diagnosis_json(d)))
     else:
         text_report.render_diagnosis(d, sys.stdout, show_benign=not args.no_benign)
     return 1 if failed(d.findings, args.fail_on) else 0
+
+
+def _inputs(args: argparse.Namespace) -> Inputs:
+    urls = [f for f in args.files if is_url(f)]
+    if not urls:
+        return load_inputs(args.files)
+    if len(args.files) > 1:
+        raise GoparkError("diagnose takes one URL, or files and bundle folders, not both")
+    if sys.stderr.isatty():
+        print(f"collecting from {urls[0]} for {args.duration:g} s (Ctrl-C: stop early and "
+              "diagnose what was taken)…", file=sys.stderr)
+    return collect_inputs(urls[0], collect_options(args), keep=args.keep)
 
 
 def failed(findings: list[Finding], fail_on: str | None) -> bool:
