@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
+import gofixtures
 import pytest
 from gopark.analysis.trend import (
+    analyze,
     keeps_rising,
     mann_kendall,
     shape_of,
     theil_sen_slope,
+    user_key,
     within_band,
 )
+from gopark.formats.load import load_bytes
+from gopark.model import Snapshot
 
 
 def test_theil_sen_ignores_an_outlier() -> None:
@@ -52,3 +60,86 @@ def test_keeps_rising_and_band() -> None:
 ])
 def test_shapes(counts: list[int], shape: str) -> None:
     assert shape_of(counts, mann_kendall(counts), min_growth=5) == shape
+
+
+# --- group trends over real snapshots -------------------------------------------------
+
+def _series(program: str, version: str, args: list[str], forms: list[str],
+            pause: float = 0.4) -> list[Snapshot]:
+    """Snapshots of a running fixture, one per entry of `forms` ("debug2", "debug1",
+    "proto"), `pause` seconds apart, stamped with the time they were taken."""
+    out: list[Snapshot] = []
+    with gofixtures.run(program, version, args) as p:
+        for i, form in enumerate(forms):
+            if i:
+                time.sleep(pause)
+            path = {"debug2": "goroutine?debug=2", "debug1": "goroutine?debug=1",
+                    "proto": "goroutine"}[form]
+            taken = datetime.now(UTC)
+            items = load_bytes(gofixtures.fetch(p, path), f"{program}-{i}-{form}")
+            snap = items[0]
+            assert isinstance(snap, Snapshot) and snap.form == form
+            snap.taken_at = taken
+            out.append(snap)
+    return out
+
+
+MIXED = ["debug2", "proto", "debug1", "proto", "debug1", "proto", "debug2"]
+
+
+@pytest.fixture(scope="module", params=["1.21", "1.27"])
+def leaking(request: pytest.FixtureRequest) -> list[Snapshot]:
+    return _series("sendaftertimeout", request.param, ["-n", "30", "-rate", "20"], MIXED)
+
+
+def test_leak_grows_and_persists_across_forms(leaking: list[Snapshot]) -> None:
+    report = analyze(leaking, user_key)
+    top = report.groups[0]
+    assert top.location is not None and top.location.function == "main.fetch.func1"
+    # The same key in every form (Go 1.27 profiles trim the runtime frames): no gaps.
+    assert all(c > 0 for c in top.counts), top.counts
+    assert top.counts[-1] - top.counts[0] >= 20
+    assert top.shape == "growing" and top.test.increasing
+    assert 600 < (top.per_min or 0) < 1800  # 20 requests/s ≈ 1,200/min
+    # Every goroutine of the first dump is still there in the last: confirmed.
+    first_ids = {g.id for g in leaking[0].goroutines
+                 if g.frames and g.frames[0].function == "main.fetch.func1"}
+    assert top.persisted == len(first_ids) > 0
+    assert top.verdict == "confirmed"
+    assert top.example is not None and top.example.state == "chan send"
+    assert report.per_min is not None and report.per_min > 300
+    assert not report.steady and report.test.increasing
+
+
+def test_growth_without_a_dump_pair_is_only_suspected(leaking: list[Snapshot]) -> None:
+    report = analyze([s for s in leaking if s.form != "debug2"], user_key)
+    top = report.groups[0]
+    assert top.shape == "growing" and top.persisted is None and top.verdict == "suspected"
+
+
+def test_goroutineleak_profile_proves_the_group() -> None:
+    with gofixtures.run("sendaftertimeout", "1.27", ["-n", "30"]) as p:
+        snap = load_bytes(gofixtures.fetch(p, "goroutine"), "g.pb.gz")[0]
+        leak = load_bytes(gofixtures.fetch(p, "goroutineleak"), "leak.pb.gz")[0]
+    assert isinstance(snap, Snapshot) and isinstance(leak, Snapshot)
+    assert leak.profile == "goroutineleak"
+    report = analyze([snap], user_key, leak_snapshots=[leak])
+    proven = [g for g in report.groups if g.verdict == "proven"]
+    assert [g.location.function for g in proven if g.location] == ["main.fetch.func1"]
+    assert proven[0].leaked == 30
+
+
+def test_burst_drains_and_pool_is_stable() -> None:
+    burst = _series("burstdrains", "1.24", ["-n", "200", "-hold", "1s"],
+                    ["debug2", "proto", "proto", "proto", "proto", "debug2"], pause=0.5)
+    report = analyze(burst, user_key)
+    handle = next(g for g in report.groups if g.location and g.location.function == "main.handle")
+    assert handle.counts[0] == 200 and handle.counts[-1] == 0
+    assert handle.shape == "drained" and handle.verdict == "benign"
+    assert not [g for g in report.groups if g.verdict in ("proven", "confirmed", "suspected")]
+
+    pool = _series("healthypool", "1.24", ["-n", "0", "-rate", "50"], ["proto"] * 5)
+    report = analyze(pool, user_key)
+    worker = next(g for g in report.groups if g.location and g.location.function == "main.worker")
+    assert worker.counts == [16] * 5 and worker.shape == "stable" and worker.verdict == "benign"
+    assert report.steady
