@@ -127,3 +127,16 @@ def test_duration_and_size_syntax() -> None:
     assert parse_duration("2") == 2 and parse_duration("1h") == 3600
     assert parse_size("512MB") == 512 << 20 and parse_size("1GiB") == 1 << 30
     assert parse_size("100k") == 100 << 10 and parse_size("77") == 77
+
+
+def test_bundle_valid_even_when_gopark_is_killed(target: GoProcess, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(out), "--duration", "60s",
+                             "--interval", "200ms", "--quiet"])
+    time.sleep(2.0)
+    proc.kill()
+    proc.wait(timeout=10)
+    b = open_bundle(out)  # the manifest on disk always describes whole files
+    assert b.status == "collecting" and b.finished is None
+    assert len(b.snapshots) >= 3
+    assert all(b.path(f).stat().st_size == f.size for f in b.files if f.ok)

@@ -103,7 +103,8 @@ def add_collection_arguments(parser: argparse.ArgumentParser) -> None:
                    help="also take an execution trace this long (e.g. 5s)")
     n = parser.add_argument_group("connection")
     n.add_argument("--timeout", type=parse_duration, default=c.timeout, metavar="DUR",
-                   help="give up on a request silent this long (default 30s)")
+                   help="give up on a request not done in this long, plus the capture time "
+                   "for --cpu/--trace (default 30s)")
     n.add_argument("--max-size", type=parse_size, default=c.max_bytes, metavar="SIZE",
                    help="largest response accepted (default 512MiB)")
     n.add_argument("--header", type=parse_header, action="append", default=[],

@@ -133,10 +133,18 @@ class Bundle:
         """The raw bytes of ``f`` exactly as the target sent them."""
         return self.path(f).read_bytes()
 
-    def select(self, kind: str, form: str | None = None) -> list[BundleFile]:
-        """Successful files of ``kind`` (and ``form``), in the order they were taken."""
+    def select(self, kind: str, form: str | None = None,
+               phase: str | None = None) -> list[BundleFile]:
+        """Successful files of ``kind`` (and ``form``, ``phase``), in the order taken."""
         return [f for f in self.files
-                if f.ok and f.kind == kind and (form is None or f.form == form)]
+                if f.ok and f.kind == kind and (form is None or f.form == form)
+                and (phase is None or f.phase == phase)]
+
+    @property
+    def snapshots(self) -> list[BundleFile]:
+        """The cheap goroutine snapshots (protobuf, or debug=1 after a fallback) in time
+        order: the series to follow goroutine counts across the window."""
+        return [f for f in self.select("goroutine") if f.form in ("proto", "debug1")]
 
     @property
     def errors(self) -> list[BundleFile]:

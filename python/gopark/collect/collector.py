@@ -187,8 +187,10 @@ class _Collection:
             return dict(self.writer.bundle.profiles)  # keep deciding by the start counts
         profiles = plan.parse_index(self.writer.bundle.read(entry))
         if profiles is None:
-            raise CollectError(f"{self.target}: not a net/http/pprof index page "
-                               "(no table of profiles)")
+            if phase == "start":
+                raise CollectError(f"{self.target}: not a net/http/pprof index page "
+                                   "(no table of profiles)")
+            return dict(self.writer.bundle.profiles)
         return profiles
 
     def _snapshot(self, phase: str) -> None:
@@ -224,7 +226,8 @@ class _Collection:
 
         def receive(sink: BinaryIO) -> None:
             try:
-                self.client.fetch(cap.request, sink, capture_seconds=cap.seconds, stop=self.stop)
+                self.client.fetch(cap.request, sink, capture_seconds=cap.seconds,
+                                  max_bytes=cap.max_bytes, stop=self.stop)
             except FetchError as e:
                 failure.append(e)
                 self._count(e)

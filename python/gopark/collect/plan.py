@@ -33,6 +33,8 @@ class Capture:
     """Stops the world or profiles the whole program: never two at once."""
     seconds: float = 0.0
     """How long the target captures before it answers (CPU profile, trace)."""
+    max_bytes: int | None = None
+    """A tighter size cap than the client's, for responses read into memory."""
 
     @property
     def label(self) -> str:
@@ -46,7 +48,7 @@ class Capture:
         return f"{name} {self.seconds:g}s" if self.seconds else name
 
 
-INDEX = Capture("index", "html", "")
+INDEX = Capture("index", "html", "", max_bytes=4 * 1024 * 1024)  # a page of ~3 KB
 GOROUTINES = Capture("goroutine", "proto", "goroutine")
 GOROUTINES_TEXT = Capture("goroutine", "debug1", "goroutine?debug=1")
 GOROUTINE_DUMP = Capture("goroutine", "debug2", "goroutine?debug=2", heavy=True)
