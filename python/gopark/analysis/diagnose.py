@@ -149,7 +149,7 @@ def _leaked_keys(leaks: Sequence[Snapshot], primary: Snapshot) -> dict[str, int]
         if s is primary:
             continue
         for g in s.goroutines:
-            if g.leaked:
+            if g.leaked and g.frames:  # a stack-less sample cannot be matched to a group
                 k = key_of(signature(g.frames, "user"), "user")
                 out[k] = out.get(k, 0) + g.count
     return out

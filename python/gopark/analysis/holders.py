@@ -26,7 +26,7 @@ CHAN_FRAMES = frozenset({"runtime.chansend1", "runtime.chanrecv1", "runtime.chan
 NEAR_BYTES = 256
 """A holder's receiver may be the struct that embeds the lock a few fields in."""
 
-_ADDR = re.compile(r"0x[0-9a-f]+")
+_ADDR = re.compile(r"0x[0-9a-f]+\??")
 _MIN_POINTER = 0x10000
 
 
@@ -46,8 +46,10 @@ class Toucher:
 
 
 def pointers(args: str) -> list[int]:
-    """Pointer-looking values in a frame's argument text (``"0xc000010000, 0x1"``)."""
-    return [v for v in (int(a, 16) for a in _ADDR.findall(args)) if v >= _MIN_POINTER]
+    """Pointer-looking values in a frame's argument text (``"0xc000010000, 0x1"``); values
+    the runtime marks ``?`` (possibly stale register contents) are left out."""
+    values = (int(a, 16) for a in _ADDR.findall(args) if not a.endswith("?"))
+    return [v for v in values if v >= _MIN_POINTER]
 
 
 def _first_pointer_in(g: Goroutine, names: frozenset[str]) -> int | None:

@@ -79,7 +79,7 @@ def http_calls_without_close(reader: SourceReader, files: set[str]
         start = [i for i, ln in enumerate(lines) if ln.startswith("func ")]
         for k, i in enumerate(start):
             end = start[k + 1] if k + 1 < len(start) else len(lines)
-            body = lines[i:end]
+            body = [ln.split("//", 1)[0] for ln in lines[i:end]]
             if any(_BODY_CLOSE.search(ln) for ln in body):
                 continue
             m = _FUNC.match(lines[i])
@@ -87,8 +87,7 @@ def http_calls_without_close(reader: SourceReader, files: set[str]
                 continue
             recv, name = m.group(1), m.group(2)
             func = f"{package}.(*{recv}).{name}" if recv else f"{package}.{name}"
-            for j, ln in enumerate(body):
-                code = ln.split("//", 1)[0]
+            for j, code in enumerate(body):
                 call = _HTTP_CALL.search(code)
                 if call and ("resp" in code or "http." in call.group(1)):
                     found.append((func, path, i + j + 1, call.group(1)))

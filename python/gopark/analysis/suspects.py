@@ -97,9 +97,15 @@ def findings(inv: Inventory, everyone: Sequence[Goroutine], *,
             out.append(_finding(g, "proven", inv, everyone, reader, min(leaked, g.count)))
         elif g.benign is not None:
             out.append(_benign(g))
-        elif is_suspect(g, threshold):
+        elif is_suspect(g, threshold) and not _is_write_loop(g):
             out.append(_finding(g, "suspected", inv, everyone, reader, 0))
     return out
+
+
+def _is_write_loop(g: Group) -> bool:
+    """writeLoops of unclosed bodies are counted in their readLoops' finding."""
+    return g.category == "http-body-not-closed" and g.location is not None \
+        and g.location.function == classify.WRITE_LOOP
 
 
 def _where(frame: Frame | None) -> str:
