@@ -202,20 +202,29 @@ func startLoad(ctx context.Context) {
 }
 
 func main() {
-	flag.Parse()
-	if *traceFile == "" {
-		harness.Run(harness.Program{Setup: func(harness.Config) { startLoad(context.Background()) }, Request: func(int) {}})
-		return
-	}
+	// The harness parses the flags (ours included) before it calls Setup.
+	harness.Run(harness.Program{
+		Setup: func(harness.Config) {
+			if *traceFile != "" {
+				os.Exit(recordTrace())
+			}
+			startLoad(context.Background())
+		},
+		Request: func(int) {},
+	})
+}
+
+// recordTrace runs the load while tracing for -for and returns the exit code.
+func recordTrace() int {
 	out, err := os.Create(*traceFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
 	if *cpu {
 		if err := pprof.StartCPUProfile(io.Discard); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -223,25 +232,26 @@ func main() {
 		leak() // present before tracing starts: seen through status events
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	startLoad(ctx)
 	if *flight {
 		// Let the load run before the window starts, so it begins mid-stream.
 		time.Sleep(*duration / 2)
 		if err := recordFlight(out, *duration); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
 	} else {
 		if err := trace.Start(out); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
 		time.Sleep(*duration)
 		trace.Stop()
 	}
-	cancel()
 	if err := out.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

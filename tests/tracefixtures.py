@@ -1,0 +1,103 @@
+"""Execution traces made by real Go programs, and Go's own tools as oracles.
+
+Traces come from tests/goprograms/tracebusy (which records its own trace) and from the
+test programs in each Go release's GOROOT (src/internal/trace/testdata/testprog, read
+there at test time, built into the test cache, never copied into the repo).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from gofixtures import CACHE, GO_VERSIONS, go_binary, goroot, program
+
+from gopark.formats.trace import load_trace
+from gopark.report.trace_events import render_parsed
+
+# Trace format versions the v2 reader handles, by the Go release that writes them.
+V2_GO = ("1.22", "1.23", "1.25", "1.26", "1.27")
+
+
+def go_env() -> dict[str, str]:
+    """Environment for go commands and Go programs in tests."""
+    import os
+
+    env = dict(os.environ)
+    env.update(GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-mod=mod",
+               GOCACHE=str(CACHE / "gocache"), GOPATH=str(CACHE / "gopath"))
+    return env
+
+
+def busy_trace(short: str, out: Path, duration: str = "150ms", workers: int = 4,
+               cpu: bool = True, flight: bool = False) -> Path:
+    """Run tracebusy built with Go `short` so it records a trace into `out`."""
+    exe = program("tracebusy", short)
+    args = [str(exe), "-trace", str(out), "-for", duration, "-workers", str(workers)]
+    if cpu:
+        args.append("-cpu")
+    if flight:
+        args.append("-flight")
+    subprocess.run(args, check=True, env=go_env(), timeout=120, capture_output=True)
+    return out
+
+
+def find_testprog_dir(short: str) -> Path:
+    """Where Go `short` keeps its trace test programs."""
+    src = goroot(short) / "src" / "internal" / "trace"
+    for d in (src / "testdata" / "testprog", src / "v2" / "testdata" / "testprog"):
+        if d.is_dir():
+            return d
+    raise FileNotFoundError(f"no trace testprog in Go {short}")
+
+
+def record_testprog(short: str, name: str, out: Path) -> Path:
+    """Build GOROOT's testprog/<name>.go with Go `short` (cached) and record its trace."""
+    src = find_testprog_dir(short) / f"{name}.go"
+    exe = CACHE / "bin" / "trace-testprog" / f"{name}-go{GO_VERSIONS[short]}"
+    if not exe.exists():
+        work = exe.parent / f"{exe.name}.src"
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, work / "main.go")
+        env = go_env() | {"GO111MODULE": "off"}
+        subprocess.run([str(go_binary(short)), "build", "-o", str(exe), "main.go"], cwd=work,
+                       env=env, check=True, capture_output=True, timeout=300)
+    with open(out, "wb") as f:
+        subprocess.run([str(exe)], stdout=f, env=go_env(), check=True, timeout=120,
+                       stderr=subprocess.DEVNULL)
+    return out
+
+
+def go_tool(short: str, *args: str, stdout: Path | None = None) -> str:
+    """Run `go tool ARGS` of Go `short`; returns stdout (or writes it to `stdout`)."""
+    cmd = [str(go_binary(short)), "tool", *args]
+    if stdout is not None:
+        with open(stdout, "wb") as f:
+            subprocess.run(cmd, stdout=f, env=go_env(), check=True, timeout=600)
+        return ""
+    return subprocess.run(cmd, capture_output=True, text=True, env=go_env(), check=True,
+                          timeout=600).stdout
+
+
+def go_parsed(trace: Path) -> list[str]:
+    """What Go 1.27's `go tool trace -d=parsed` prints for the trace, as lines."""
+    return go_tool("1.27", "trace", "-d=parsed", str(trace)).splitlines()
+
+
+def gopark_parsed(trace: Path) -> list[str]:
+    """gopark's ordered stream of the trace in the -d=parsed form, as lines."""
+    t = load_trace(trace)
+    assert t.damage is None, t.damage
+    text = "\n".join(render_parsed(t.events, t.catalog, t.generations)) + "\n"
+    return text.splitlines()
+
+
+def first_difference(want: list[str], got: list[str]) -> str:
+    """A short description of where two line lists first differ ("" if equal)."""
+    for i, (a, b) in enumerate(zip(want, got, strict=False)):
+        if a != b:
+            return f"line {i + 1}:\n  go:     {a}\n  gopark: {b}"
+    if len(want) != len(got):
+        return f"go printed {len(want)} lines, gopark {len(got)}"
+    return ""
