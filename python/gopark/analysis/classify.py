@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from gopark.model import Frame
 
@@ -78,6 +79,7 @@ SourceBlock = Callable[[Frame, int], "list[str]"]
 """Returns up to n source lines starting at a frame's line (for select blocks)."""
 
 
+@lru_cache(maxsize=1 << 16)
 def package_of(function: str) -> str:
     """The import path of a Go function name: ``net/http.(*conn).serve`` → ``net/http``."""
     slash = function.rfind("/")
@@ -85,12 +87,14 @@ def package_of(function: str) -> str:
     return function if dot < 0 else function[:dot]
 
 
+@lru_cache(maxsize=1 << 16)
 def is_runtime(function: str) -> bool:
     """Frames of the runtime itself (hidden in debug=2 dumps, trimmed in Go 1.27 profiles)."""
     pkg = package_of(function)
     return pkg == "runtime" or pkg.startswith(("runtime/internal/", "internal/runtime/"))
 
 
+@lru_cache(maxsize=1 << 16)
 def is_stdlib(function: str) -> bool:
     """True for standard-library (and runtime) frames; ``main`` and module code are user code."""
     pkg = package_of(function)

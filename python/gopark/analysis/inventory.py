@@ -130,9 +130,15 @@ def inventory(snapshot: Snapshot, similarity: str = "user", *,
     """
     reader = source if source is not None else SourceReader()
     buckets: dict[tuple[str, ...], list[Goroutine]] = {}
+    # Parsers share one frames tuple between goroutines with the same stack: compute each
+    # signature once per tuple (by identity; the tuples live as long as the snapshot).
+    known: dict[int, tuple[str, ...]] = {}
     for g in snapshot.goroutines:
         if keep is None or keep(g):
-            buckets.setdefault(signature(g.frames, similarity), []).append(g)
+            sig = known.get(id(g.frames))
+            if sig is None:
+                sig = known[id(g.frames)] = signature(g.frames, similarity)
+            buckets.setdefault(sig, []).append(g)
 
     groups = [_make_group(sig, members, similarity, reader, category_hints)
               for sig, members in buckets.items()]
@@ -201,12 +207,18 @@ def _mark_http_pairs(groups: Iterable[Group]) -> None:
                 g.benign = "idle keep-alive HTTP client connection (write loop)"
 
 
+POOL_MAX = 256
+"""A pool is bounded: more goroutines than this waiting at one site are not a pool."""
+
+
 def _mark_pools(groups: Iterable[Group]) -> None:
-    """A worker pool: goroutines waiting for work on a channel, all started by one
-    goroutine (e.g. one startPool loop). Only debug=2 dumps say who created whom."""
+    """A worker pool: a bounded number of goroutines waiting for work on a channel, all
+    started by one goroutine (e.g. one startPool loop). Only debug=2 dumps say who created
+    whom."""
     for g in groups:
-        if g.benign is None and g.category in ("chan-recv", "select") and g.count > 1 \
-                and g.distinct_creators == 1 and g.leaked == 0 and g.created_by is not None:
+        if g.benign is None and g.category in ("chan-recv", "select") \
+                and 1 < g.count <= POOL_MAX and g.distinct_creators == 1 and g.leaked == 0 \
+                and g.created_by is not None:
             g.benign = (f"worker pool: {g.count} workers started by one goroutine "
                         f"({g.created_by.function}) waiting for work")
 

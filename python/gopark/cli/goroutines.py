@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from gopark import load
-from gopark.analysis.diagnose import split_inputs
 from gopark.analysis.inventory import SIMILARITIES, filter_goroutines, inventory
 from gopark.analysis.source import SourceReader
 from gopark.errors import GoparkError
+from gopark.model import Snapshot
 from gopark.report import json as json_report
 from gopark.report import text as text_report
 
@@ -59,8 +59,8 @@ def parse_filters(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Print the inventory of every goroutine snapshot among the files."""
     filters = parse_filters(args.filter)
-    ctx = split_inputs(load(args.files))
-    snapshots = ctx.snapshots + ctx.leak_snapshots
+    # goroutine profiles load as snapshots; other profiles and traces have no goroutines
+    snapshots = [i for i in load(args.files) if isinstance(i, Snapshot)]
     if not snapshots:
         raise GoparkError(f"no goroutine dump or goroutine profile in {' '.join(args.files)}")
     reader = SourceReader()
