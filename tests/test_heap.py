@@ -82,7 +82,7 @@ _INLINED = re.compile(r"^\s+(\S+) (\S+):(\d+):\d+ s=\d+$")
 _SAMPLE = re.compile(r"^\s*(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+):((?: \d+)*)\s*$")
 
 
-def _oracle_site_deltas(version: str, base: Path, last: Path) -> dict[Frame, int]:
+def oracle_site_deltas(version: str, base: Path, last: Path) -> dict[Frame, int]:
     """In-use bytes per allocation site of `pprof -base base last`, from `-raw` output."""
     go = gofixtures.go_binary(version if version != "1.21" else "1.27")
     out = subprocess.run([str(go), "tool", "pprof", "-raw", "-base", str(base), str(last)],
@@ -114,7 +114,7 @@ def _oracle_site_deltas(version: str, base: Path, last: Path) -> dict[Frame, int
 
 def test_site_deltas_agree_with_pprof_base(globalmap: tuple[str, list[Path]]) -> None:
     version, paths = globalmap
-    oracle = _oracle_site_deltas(version, paths[0], paths[-1])
+    oracle = oracle_site_deltas(version, paths[0], paths[-1])
     diff = diff_heap(_load([paths[0], paths[-1]]))
     mine = {d.site: d.delta_bytes for d in diff.sites if d.delta_bytes}
     assert mine == {s: v for s, v in oracle.items() if v}

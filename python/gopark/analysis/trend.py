@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from gopark.analysis.classify import location as location_of
-from gopark.analysis.inventory import key_of, signature
+from gopark.analysis.inventory import inventory, key_of, signature
 from gopark.model import Frame, Goroutine, Snapshot
 
 STEADY_BAND = 0.05
@@ -391,3 +391,72 @@ def _shape_words(shape: str) -> str:
         "shrinking": "shrank", "new": "appeared",
         "fluctuating": "fluctuated",
     }.get(shape, shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Two snapshots side by side (gopark diff)
+
+
+@dataclass(slots=True)
+class GroupChange:
+    """One stack group before and after."""
+
+    key: str
+    before: int
+    after: int
+    category: str
+    location: Frame | None
+    state: str
+    """The most common wait reason (after, else before; "" for profiles)."""
+
+    @property
+    def delta(self) -> int:
+        """after − before."""
+        return self.after - self.before
+
+    @property
+    def status(self) -> str:
+        """``new``, ``vanished``, ``grew``, ``shrank`` or ``same``."""
+        if self.before == 0:
+            return "new"
+        if self.after == 0:
+            return "vanished"
+        return "grew" if self.delta > 0 else "shrank" if self.delta < 0 else "same"
+
+
+@dataclass(slots=True)
+class SnapshotDiff:
+    """Goroutine groups of two snapshots, most changed first."""
+
+    before_source: str
+    after_source: str
+    before_total: int
+    after_total: int
+    groups: list[GroupChange]
+    seconds: float | None
+    """Time between the snapshots when both carry a time."""
+
+
+def diff_snapshots(before: Snapshot, after: Snapshot, similarity: str = "user") -> SnapshotDiff:
+    """Match the stack groups of two snapshots (any forms) by the inventory's group key."""
+    a = inventory(before, similarity).by_key()
+    b = inventory(after, similarity).by_key()
+    changes = []
+    for key in a.keys() | b.keys():
+        ga, gb = a.get(key), b.get(key)
+        # Describe the group by its later self, unless only the earlier one knows more
+        # (a debug=2 dump has wait reasons, a profile has none).
+        known = [g for g in (gb, ga) if g is not None]
+        category = next((g.category for g in known if g.category != "unknown"), "unknown")
+        changes.append(GroupChange(
+            key=key, before=ga.count if ga else 0, after=gb.count if gb else 0,
+            category=category, location=known[0].location,
+            state=next((g.main_state for g in known if g.main_state), ""),
+        ))
+    changes.sort(key=lambda c: (-abs(c.delta), -c.after, c.key))
+    t0, t1 = before.taken_at, after.taken_at
+    return SnapshotDiff(
+        before_source=before.source, after_source=after.source, before_total=before.total,
+        after_total=after.total, groups=changes,
+        seconds=(t1 - t0).total_seconds() if t0 and t1 else None,
+    )
