@@ -91,6 +91,9 @@ pub struct GenerationReader<R: Read> {
     batches: BatchReader<R>,
     spill: Option<Batch>,
     last_gen: u64,
+    /// Pre-1.26: a damaged batch found after a generation's batches; reported after
+    /// that generation (as Go does), so earlier problems are reported first.
+    pending: Option<TraceError>,
 }
 
 impl<R: Read> GenerationReader<R> {
@@ -99,6 +102,7 @@ impl<R: Read> GenerationReader<R> {
             batches: BatchReader::new(src)?,
             spill: None,
             last_gen: 0,
+            pending: None,
         })
     }
 
@@ -113,8 +117,12 @@ impl<R: Read> GenerationReader<R> {
 
     /// The next generation, or None at the end of the trace.
     pub fn next_generation(&mut self, catalog: &mut Catalog) -> Result<Option<Generation>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
         let v = self.version();
         let mut start_offset = self.batches.offset();
+        let mut damaged_at = None;
         let mut g = Generation {
             genno: 0,
             threads: Vec::new(),
@@ -141,7 +149,16 @@ impl<R: Read> GenerationReader<R> {
         }
         loop {
             let at = self.batches.offset();
-            match self.batches.next_item()? {
+            let item = match self.batches.next_item() {
+                Ok(item) => item,
+                Err(e) if v < 26 && have_any => {
+                    self.pending = Some(e);
+                    damaged_at = Some(at);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            match item {
                 Item::Eof => {
                     if !have_any {
                         return Ok(None);
@@ -197,9 +214,10 @@ impl<R: Read> GenerationReader<R> {
                 }
             }
         }
-        g.end_offset = match &self.spill {
-            Some(b) => b.offset,
-            None => self.batches.offset(),
+        g.end_offset = match (&self.spill, damaged_at) {
+            (_, Some(at)) => at,
+            (Some(b), _) => b.offset,
+            (None, None) => self.batches.offset(),
         };
         if self.last_gen != 0 && g.genno <= self.last_gen {
             return Err(TraceError::new(

@@ -83,7 +83,7 @@ const NONE: Spec = s("", &[], false);
 /// The spec of every wire event type (index = type byte); unknown types have an empty name.
 pub static SPECS: [Spec; 137] = {
     let mut t = [NONE; 137];
-    t[1] = s("EventBatch", &["genno", "m", "time", "size"], false);
+    t[1] = s("EventBatch", &["gen", "m", "time", "size"], false);
     t[2] = s("Stacks", &[], false);
     t[3] = s("Stack", &["id", "nframes"], false);
     t[4] = s("Strings", &[], false);
@@ -155,7 +155,7 @@ pub static SPECS: [Spec; 137] = {
         true,
     );
     t[48] = s("GoStatusStack", &["dt", "g", "m", "gstatus", "stack"], true);
-    t[49] = s("ExperimentalBatch", &["exp", "genno", "m", "time"], false);
+    t[49] = s("ExperimentalBatch", &["exp", "gen", "m", "time"], false);
     t[50] = s("Sync", &[], false);
     t[51] = s("ClockSnapshot", &["dt", "mono", "sec", "nsec"], true);
     t[52] = s("EndOfGeneration", &[], false);
