@@ -6,6 +6,7 @@ Each must leave a valid bundle (or a clear error) within a bounded time and memo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -54,7 +55,7 @@ def test_target_killed_mid_collection_leaves_partial_bundle(tmp_path: Path) -> N
     go = str(gofixtures.go_binary("1.27"))
     for f in snaps:
         subprocess.run([go, "tool", "pprof", "-raw", str(b.path(f))], check=True,
-                       capture_output=True, env={"GOTOOLCHAIN": "local", "HOME": str(tmp_path)})
+                       capture_output=True, env=dict(os.environ, GOTOOLCHAIN="local"))
 
 
 def test_hanging_profiles_bounded_by_timeout(tmp_path: Path) -> None:
