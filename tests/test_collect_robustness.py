@@ -41,7 +41,7 @@ def test_target_killed_mid_collection_leaves_partial_bundle(tmp_path: Path) -> N
         b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
             interval=0.25, duration=30, client=ClientOptions(timeout=2)))
         took = time.monotonic() - began
-    assert took < 8, took  # three unanswered requests (with their retries), not 30 s
+    assert took < 12, took  # three unanswered requests (with their retries), not 30 s
     b = assert_valid(b)
     assert b.status == "target-lost"
     assert any(n.startswith("target stopped answering") for n in b.notes)
@@ -64,7 +64,7 @@ def test_hanging_profiles_bounded_by_timeout(tmp_path: Path) -> None:
         b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
             interval=1, duration=60, client=ClientOptions(timeout=1)))
         took = time.monotonic() - began
-    assert took < 6, took
+    assert took < 8, took  # three 1 s timeouts, not 60 s
     b = assert_valid(b)
     assert b.status == "target-lost"
     assert [f.kind for f in b.files if f.ok] == ["index"]
