@@ -175,6 +175,7 @@ impl Reader {
         col!("created", |g| g.created);
         col!("creator", |g| g.creator);
         col!("create_stack", |g| g.create_stack);
+        col!("start_stack", |g| g.start_stack);
         col!("first_seen", |g| g.first_seen);
         col!("first_run", |g| g.first_run);
         col!("ended", |g| g.ended);

@@ -17,8 +17,10 @@ pub struct GoSummary {
     pub created: i64,
     /// Goroutine that created it (-1: none or unknown).
     pub creator: i64,
-    /// Its creation stack (where `go` ran; catalog stack ID; 0: unknown).
+    /// Where it was created: the creator's stack at the `go` statement (0: unknown).
     pub create_stack: u32,
+    /// Its start stack: the function it runs (from the creation event; 0: unknown).
+    pub start_stack: u32,
     /// Time of the first event that mentions it.
     pub first_seen: i64,
     /// First time it was seen running (-1: never).
@@ -160,7 +162,8 @@ impl Summarizer {
             gstate::NOT_EXIST => {
                 g.created = t;
                 g.creator = e.g;
-                g.create_stack = e.tstack;
+                g.create_stack = e.stack;
+                g.start_stack = e.tstack;
             }
             gstate::RUNNING => g.running_ns += d,
             gstate::RUNNABLE => {

@@ -31,10 +31,11 @@ def go_env() -> dict[str, str]:
 
 
 def busy_trace(short: str, out: Path, duration: str = "150ms", workers: int = 4,
-               cpu: bool = True, flight: bool = False) -> Path:
+               cpu: bool = True, flight: bool = False, leaks: int = 20) -> Path:
     """Run tracebusy built with Go `short` so it records a trace into `out`."""
     exe = program("tracebusy", short)
-    args = [str(exe), "-trace", str(out), "-for", duration, "-workers", str(workers)]
+    args = [str(exe), "-trace", str(out), "-for", duration, "-workers", str(workers),
+            "-leaks", str(leaks)]
     if cpu:
         args.append("-cpu")
     if flight:

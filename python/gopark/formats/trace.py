@@ -116,7 +116,8 @@ class EventTable(Columns):
 class GoroutineTable(Columns):
     """Per-goroutine summary, one row per goroutine seen. Columns:
 
-    id, created (ns; -1: existed at trace start), creator, create_stack, first_seen,
+    id, created (ns; -1: existed at trace start), creator, create_stack (where the
+    creator ran `go`), start_stack (the new goroutine's entry function), first_seen,
     first_run (-1: never ran), ended (-1: alive at the end), state (at the end, see
     GO_STATES), since (when it entered `state`), running_ns, runnable_ns, syscall_ns,
     blocked_ns (closed intervals only), start_runnable_ns / start_syscall_ns (the part
