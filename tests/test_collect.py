@@ -280,3 +280,14 @@ def test_snapshots_fall_back_to_text_when_binary_refused(tmp_path: Path) -> None
     assert all(b.read(f).startswith(b"goroutine profile: total ") for f in text)
     assert any("snapshots use debug=1 text" in n for n in b.notes)
     assert len(b.select("goroutine", "debug2")) == 2
+
+
+
+def test_login_page_instead_of_profile_is_refused(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-login", "heap"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(interval=1, duration=0))
+    assert [(f.kind, f.form) for f in b.errors] == [("heap", "proto"), ("heap", "debug1")] * 2
+    assert all((f.error or "").startswith("not the expected content: starts with b'<html>")
+               for f in b.errors)
+    assert not b.select("heap") and b.status == "complete"
+    assert not [p for p in b.directory.iterdir() if p.name.startswith(".")]

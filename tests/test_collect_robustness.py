@@ -118,7 +118,7 @@ def test_endless_body_capped_without_holding_it_in_memory(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     # Four heap requests (proto and debug=1, at start and end), each cut at 64 MiB.
-    assert result["errors"] == ["response larger than the 64 MiB cap; aborted"] * 4
+    assert result["errors"] == ["response larger than the 64 MiB cap; aborted"] * 4, result
     assert result["status"] == "complete"
     # The whole process stayed below the size of one capped body.
     assert result["maxrss_kib"] < 60 * 1024, result["maxrss_kib"]

@@ -151,13 +151,15 @@ class PprofClient:
 
     def fetch(self, path: str, sink: BinaryIO, *, capture_seconds: float = 0.0,
               max_bytes: int | None = None, stop: threading.Event | None = None,
-              timeout: float | None = None, retries: int | None = None) -> int:
+              timeout: float | None = None, retries: int | None = None,
+              expect: bytes = b"") -> int:
         """Stream the response body of ``path`` into ``sink``; returns its size.
 
         ``capture_seconds`` is how long the server is expected to stay silent on purpose
         (CPU profile, trace). Retries transient failures, rewinding ``sink`` each time.
         Raises FetchError; ``stop`` being set aborts the transfer. ``timeout`` and
-        ``retries`` override the client's options for this request.
+        ``retries`` override the client's options for this request. A body that does
+        not start with ``expect`` (a login page instead of a profile) is refused.
         """
         attempts = 1 + max(0, self.options.retries if retries is None else retries)
         delay = self.options.backoff
@@ -167,7 +169,8 @@ class PprofClient:
             try:
                 return self._fetch_once(path, sink, capture_seconds,
                                         max_bytes or self.options.max_bytes, stop,
-                                        self.options.timeout if timeout is None else timeout)
+                                        self.options.timeout if timeout is None else timeout,
+                                        expect)
             except FetchError as e:
                 retryable = e.status in _TRANSIENT_STATUS or (e.unreachable and e.status == -1)
                 if not retryable or attempt == attempts - 1 or self._closed.is_set():
@@ -186,7 +189,8 @@ class PprofClient:
         return buf.getvalue()
 
     def _fetch_once(self, path: str, sink: BinaryIO, capture_seconds: float, max_bytes: int,
-                    stop: threading.Event | None, base_timeout: float) -> int:
+                    stop: threading.Event | None, base_timeout: float,
+                    expect: bytes) -> int:
         o = self.options
         silence = base_timeout + capture_seconds
         deadline = time.monotonic() + silence
@@ -198,7 +202,14 @@ class PprofClient:
                     body = _short_text(resp)
                     raise FetchError(f"HTTP {resp.status_code}" + (f": {body}" if body else ""),
                                      unreachable=False, status=resp.status_code)
+                head = b""
                 for chunk in resp.iter_bytes():
+                    if len(head) < len(expect):
+                        head += chunk[:64]
+                        if head[:len(expect)] != expect[:len(head)]:
+                            raise FetchError(f"not the expected content: starts with "
+                                             f"{head[:24]!r}, expected {expect!r}",
+                                             unreachable=False)
                     size += len(chunk)
                     if size > max_bytes:
                         raise FetchError(f"response larger than the {_human(max_bytes)} cap; "

@@ -227,7 +227,7 @@ class _Collection:
         def receive(sink: BinaryIO) -> None:
             try:
                 self.client.fetch(cap.request, sink, capture_seconds=cap.seconds,
-                                  max_bytes=cap.max_bytes, stop=self.stop)
+                                  max_bytes=cap.max_bytes, stop=self.stop, expect=cap.expect)
             except FetchError as e:
                 failure.append(e)
                 self._count(e)

@@ -35,6 +35,8 @@ class Capture:
     """How long the target captures before it answers (CPU profile, trace)."""
     max_bytes: int | None = None
     """A tighter size cap than the client's, for responses read into memory."""
+    expect: bytes = b""
+    """How a good response starts, to refuse e.g. a proxy's login page early."""
 
     @property
     def label(self) -> str:
@@ -48,14 +50,19 @@ class Capture:
         return f"{name} {self.seconds:g}s" if self.seconds else name
 
 
+GZIP = b"\x1f\x8b"  # Go writes every protobuf profile gzipped
+
 INDEX = Capture("index", "html", "", max_bytes=4 * 1024 * 1024)  # a page of ~3 KB
-GOROUTINES = Capture("goroutine", "proto", "goroutine")
-GOROUTINES_TEXT = Capture("goroutine", "debug1", "goroutine?debug=1")
-GOROUTINE_DUMP = Capture("goroutine", "debug2", "goroutine?debug=2", heavy=True)
-HEAP = (Capture("heap", "proto", "heap"), Capture("heap", "debug1", "heap?debug=1"))
-BLOCK = Capture("block", "proto", "block")
-MUTEX = Capture("mutex", "proto", "mutex")
-LEAKS = Capture("goroutineleak", "proto", "goroutineleak")
+GOROUTINES = Capture("goroutine", "proto", "goroutine", expect=GZIP)
+GOROUTINES_TEXT = Capture("goroutine", "debug1", "goroutine?debug=1",
+                          expect=b"goroutine profile: total ")
+GOROUTINE_DUMP = Capture("goroutine", "debug2", "goroutine?debug=2", heavy=True,
+                         expect=b"goroutine ")
+HEAP = (Capture("heap", "proto", "heap", expect=GZIP),
+        Capture("heap", "debug1", "heap?debug=1", expect=b"heap profile: "))
+BLOCK = Capture("block", "proto", "block", expect=GZIP)
+MUTEX = Capture("mutex", "proto", "mutex", expect=GZIP)
+LEAKS = Capture("goroutineleak", "proto", "goroutineleak", expect=GZIP)
 
 ENABLE_HINT = {
     "block": "call runtime.SetBlockProfileRate(rate) in the program (rate in ns: one "
@@ -81,13 +88,15 @@ def parse_index(page: bytes) -> dict[str, int] | None:
 
 def trace_capture(seconds: float) -> Capture:
     """An execution trace of ``seconds`` (the endpoint accepts fractions)."""
-    return Capture("trace", "trace", f"trace?seconds={seconds:g}", heavy=True, seconds=seconds)
+    return Capture("trace", "trace", f"trace?seconds={seconds:g}", heavy=True, seconds=seconds,
+                   expect=b"go 1.")
 
 
 def cpu_capture(seconds: float) -> Capture:
     """A CPU profile of ``seconds``, rounded up: the endpoint takes whole seconds."""
     whole = max(1, math.ceil(seconds))
-    return Capture("cpu", "proto", f"profile?seconds={whole}", heavy=True, seconds=whole)
+    return Capture("cpu", "proto", f"profile?seconds={whole}", heavy=True, seconds=whole,
+                   expect=GZIP)
 
 
 def heavy_captures(trace_seconds: float, cpu_seconds: float) -> list[Capture]:

@@ -7,6 +7,7 @@
 //
 //	-flaky heap:2           the first 2 requests for heap answer 503 Service Unavailable
 //	-text-only goroutine    the binary form (no debug=N) of goroutine is refused with 406
+//	-login heap             heap redirects to a sign-in page (200, HTML), as SSO fronts do
 //
 // With -dir DIR the program also serves the same handlers over TLS and writes into DIR:
 //
@@ -46,7 +47,17 @@ var (
 	token    = flag.String("token", "", "bearer token the TLS front requires")
 	flaky    = flag.String("flaky", "", "NAME:N: the first N requests for profile NAME answer 503")
 	textOnly = flag.String("text-only", "", "comma-separated profiles whose binary form is refused")
+	login    = flag.String("login", "", "comma-separated profiles that redirect to a sign-in page")
 )
+
+func signIn(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, "<html><body><form>Sign in to continue</form></body></html>\n")
+}
+
+func toSignIn(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/login?next="+r.URL.Path, http.StatusFound)
+}
 
 // unavailableFirst answers 503 to the first n requests, then serves the profile.
 func unavailableFirst(name string, n int64) http.HandlerFunc {
@@ -177,6 +188,12 @@ func main() {
 				panic(err)
 			}
 			cfg.ServeMux.Handle("/debug/pprof/"+name, unavailableFirst(name, n))
+		}
+		if *login != "" {
+			cfg.ServeMux.HandleFunc("/login", signIn)
+			for _, name := range strings.Split(*login, ",") {
+				cfg.ServeMux.HandleFunc("/debug/pprof/"+name, toSignIn)
+			}
 		}
 		if *textOnly != "" {
 			for _, name := range strings.Split(*textOnly, ",") {

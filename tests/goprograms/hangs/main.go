@@ -3,16 +3,20 @@
 //
 //	-hang goroutine,heap      these profiles never answer (the handler waits until the
 //	                          client gives up)
-//	-trickle heap             these send their headers, then one byte every 200 ms forever
+//	-trickle heap             these send their headers, then the profile one byte every
+//	                          200 ms
 //	-silent-addr-file FILE    also listen on a second port that accepts connections and
 //	                          never reads or writes; its HOST:PORT is written to FILE
 package main
 
 import (
+	"bytes"
 	"flag"
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,20 +40,28 @@ func neverAnswer(w http.ResponseWriter, r *http.Request) {
 	<-r.Context().Done()
 }
 
-func answerSlowly(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.WriteHeader(http.StatusOK)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := w.Write([]byte{'x'}); err != nil {
-			return
+// answerSlowly sends the real profile one byte every 200 ms, like a congested link.
+func answerSlowly(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		debug, _ := strconv.Atoi(r.FormValue("debug"))
+		var body bytes.Buffer
+		if err := pprof.Lookup(name).WriteTo(&body, debug); err != nil {
+			panic(err)
 		}
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-			return
-		case <-tick.C:
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for _, b := range body.Bytes() {
+			if _, err := w.Write([]byte{b}); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
 		}
 	}
 }
@@ -81,7 +93,7 @@ func main() {
 			cfg.ServeMux.HandleFunc("/debug/pprof/"+name, neverAnswer)
 		}
 		for _, name := range names(*trickle) {
-			cfg.ServeMux.HandleFunc("/debug/pprof/"+name, answerSlowly)
+			cfg.ServeMux.HandleFunc("/debug/pprof/"+name, answerSlowly(name))
 		}
 		if *silentFile != "" {
 			listenSilently(*silentFile)
