@@ -66,6 +66,18 @@ def test_plain_text_when_piped() -> None:
     assert not any(ch in out.stdout for ch in "┃│━─")
 
 
+def test_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+    dump = str(capture("waitgroupmissing", "1.24").files["debug2"])
+    assert main(["goroutines", dump, "--stacks", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("\n#1 ")[1]
+    assert block.startswith(f"{N} × waitgroup [sync.WaitGroup.Wait]; goroutines ")
+    assert "> wg.Wait()" in block
+    assert "sync.(*WaitGroup).Wait" in block and "main.runBatch" in block
+    assert "created by goparkfixtures/harness.Run" in block
+    assert "\n#2 " not in out
+
+
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     junk = tmp_path / "junk.txt"
     junk.write_bytes(b"this is not a goroutine dump\n" * 3)

@@ -4,10 +4,15 @@ from later analyses, and the JSON contract."""
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
+import gofixtures
 import pytest
 from gopark.analysis import diagnose as diag
 from gopark.analysis.findings import Finding
 from gopark.analysis.suspects import DEFAULT_THRESHOLD
+from gopark.formats.load import load_path
 from gopark.report.json import diagnosis_json
 from leakcaptures import HEALTHY, LEAKY, VERSIONS, N, capture, source_line_number
 
@@ -170,3 +175,18 @@ def test_summary_and_json_contract() -> None:
     assert top["stack"][0].startswith("main.fetch.func1 ")
     verdicts = [f["verdict"] for f in doc["findings"]]
     assert verdicts == sorted(verdicts, key=["proven", "confirmed", "suspected", "benign"].index)
+
+
+@pytest.mark.parametrize("version", ["1.21", "1.27"])
+def test_sigquit_traceback(version: str, tmp_path: Path) -> None:
+    """A SIGQUIT traceback (what a killed service leaves in its log) diagnoses like a dump."""
+    with gofixtures.run("rangeunclosed", version, ["-n", str(N)]) as p:
+        p.signal(signal.SIGQUIT)
+        p.wait(30)
+        log = tmp_path / "service.log"
+        log.write_text("some log line before the crash\n" + p.stderr_text())
+    d = diag.diagnose(load_path(log))
+    [f] = serious(d.findings)
+    assert (f.verdict, f.category, f.goroutines) == ("suspected", "chan-recv", N)
+    assert f.location is not None and f.location.function == "main.consume"
+    assert len(f.goroutine_ids) == N

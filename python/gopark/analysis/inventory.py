@@ -144,6 +144,7 @@ def inventory(snapshot: Snapshot, similarity: str = "user", *,
               for sig, members in buckets.items()]
     _mark_http_pairs(groups)
     _mark_pools(groups)
+    _mark_background_loops(groups)
     groups.sort(key=lambda gr: (-gr.count, gr.signature))
 
     parked_by: Counter[str] = Counter()
@@ -221,6 +222,18 @@ def _mark_pools(groups: Iterable[Group]) -> None:
                 and g.created_by is not None:
             g.benign = (f"worker pool: {g.count} workers started by one goroutine "
                         f"({g.created_by.function}) waiting for work")
+
+
+BACKGROUND_MAX = 4
+"""At most this many goroutines in one sleep/ticker loop are the program's own background
+work (a cache janitor, a metrics flusher); more are one per request or session."""
+
+
+def _mark_background_loops(groups: Iterable[Group]) -> None:
+    for g in groups:
+        if g.benign is None and g.category in ("ticker", "sleep") and g.count <= BACKGROUND_MAX \
+                and g.leaked == 0 and g.distinct_creators <= 1:
+            g.benign = "a background loop of the program's own (timer/ticker/sleep)"
 
 
 def filter_goroutines(function: str | None = None, state: str | None = None,

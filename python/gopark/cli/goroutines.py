@@ -40,6 +40,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "state=TEXT, min-wait=MINUTES, category=NAME; repeatable")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="show the N largest groups (text)")
+    parser.add_argument("--stacks", action="store_true",
+                        help="print each group's example stack and goroutine ids (text)")
 
 
 def parse_filters(items: list[str]) -> dict[str, str]:
@@ -76,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
     for i, inv in enumerate(invs):
         if i:
             print()
-        text_report.render_inventory(inv, sys.stdout, limit=args.limit)
+        text_report.render_inventory(inv, sys.stdout, limit=args.limit, stacks=args.stacks)
     return 0

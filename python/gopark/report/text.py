@@ -36,8 +36,9 @@ def _states(g: Group) -> str:
 
 
 def render_inventory(inv: Inventory, out: TextIO, limit: int | None = None,
-                     terminal: bool | None = None) -> None:
-    """Print an inventory, largest group first (``limit`` groups at most)."""
+                     terminal: bool | None = None, stacks: bool = False) -> None:
+    """Print an inventory, largest group first (``limit`` groups at most); with ``stacks``,
+    each group's example stack after the table."""
     console = Console(file=out, highlight=False, force_terminal=terminal)
     groups = inv.groups[:limit] if limit else inv.groups
     head = (f"{inv.source}: {inv.total:,} goroutines in {len(inv.groups):,} groups "
@@ -65,6 +66,21 @@ def render_inventory(inv: Inventory, out: TextIO, limit: int | None = None,
             print("  ".join(cells).rstrip(), file=out)
     if limit and len(inv.groups) > limit:
         print(f"… {len(inv.groups) - limit:,} smaller groups not shown", file=out)
+    if stacks:
+        for i, g in enumerate(groups, 1):
+            ids = ""
+            if g.goroutine_ids:
+                shown = ", ".join(map(str, g.goroutine_ids[:8]))
+                ids = f"; goroutines {shown}" + (", …" if len(g.goroutine_ids) > 8 else "")
+            print(f"\n#{i} {g.count:,} × {g.category} [{_states(g)}]{ids}", file=out)
+            if g.source_line:
+                print(f"    > {g.source_line}", file=out)
+            for f in g.stack:
+                print(f"    {f.function}\n        {f.file}:{f.line}" if f.file else
+                      f"    {f.function}", file=out)
+            if g.created_by is not None:
+                print(f"    created by {g.created_by.function}\n        "
+                      f"{g.created_by.file}:{g.created_by.line}", file=out)
 
 
 def render_diagnosis(d: Diagnosis, out: TextIO, terminal: bool | None = None,
