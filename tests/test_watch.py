@@ -114,3 +114,19 @@ def test_unreachable_target_is_one_line_and_exit_2(capsys: object) -> None:
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("gopark: error: ")
     assert f"127.0.0.1:{port}" in out.stderr
     assert main(["watch", "http://127.0.0.1:1/", "--iterations", "-1"]) == 2
+
+
+def test_interval_stretches_on_a_big_target() -> None:
+    # 20,000 goroutines: each goroutine profile takes the target tens of ms to write, so at
+    # 2% of a core the watch may not refresh every 0.2 s.
+    with gofixtures.run("loadtarget", "1.27", ["-n", "20000"]) as p:
+        started = time.monotonic()
+        out = _watch(p.base_url, "--interval", "0.2s", "--iterations", "3")
+        took = time.monotonic() - started
+        fast = _watch(p.base_url, "--interval", "0.2s", "--iterations", "3", "--max-load", "0")
+    assert out.returncode == 0 and fast.returncode == 0, out.stderr + fast.stderr
+    waits = [float(m) for m in re.findall(r"next refresh in ([\d.]+) s \(stretched", out.stdout)]
+    assert len(waits) == 3 and min(waits) >= 0.5
+    assert took >= sum(waits[:2])  # it did wait that long between refreshes
+    assert "stretched" not in fast.stdout
+    assert re.search(r"goroutines 20,0\d\d", out.stdout)

@@ -42,6 +42,8 @@ class WatchState:
     now: datetime
     errors: int = 0
     last_error: str | None = None
+    stretched: float | None = None
+    """The interval, when it was stretched to keep the load on the target low."""
 
 
 def _where(f: Frame | None) -> str:
@@ -95,6 +97,9 @@ def render_rich(s: WatchState, top: int = 10) -> RenderableType:
         table.add_row(f"{g.last:,}", f"{g.last - g.first:+,}", _rate(g),
                       sparkline(g.counts, 16), _where(g.location), style=style)
     parts: list[RenderableType] = [head, Text(_headline(s)), table]
+    if s.stretched:
+        parts.append(Text(f"refreshing every {s.stretched:.1f} s to keep the load on the "
+                          "target low (--max-load)", style="dim"))
     if s.last_error:
         parts.append(Text(f"last error ({s.errors} so far): {s.last_error}", style="yellow"))
     return Group(*parts)
@@ -108,6 +113,9 @@ def render_plain(s: WatchState, top: int = 10) -> list[str]:
         if g.shape == "growing":
             lines.append(f"{stamp}   growing {g.last:,} ({g.last - g.first:+,}, {_rate(g)}) "
                          f"{_where(g.location)}")
+    if s.stretched:
+        lines.append(f"{stamp}   next refresh in {s.stretched:.1f} s (stretched: the target "
+                     "takes long to write its goroutine profile)")
     if s.last_error:
         lines.append(f"{stamp}   error: {s.last_error}")
     return lines
