@@ -121,6 +121,9 @@ def test_errors_are_one_line_exit_2(target: GoProcess, tmp_path: Path) -> None:
     r = gopark(target.base_url, "--duration", "soon")
     assert r.returncode == 2 and "'soon' is not a duration" in r.stderr
 
+    r = gopark(target.base_url, "--header", "Bearer s3cr3t")
+    assert r.returncode == 2 and "'Name: value'" in r.stderr and "s3cr3t" not in r.stderr
+
 
 def test_duration_and_size_syntax() -> None:
     assert parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5

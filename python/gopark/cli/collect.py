@@ -78,8 +78,9 @@ def parse_size(text: str) -> int:
 def parse_header(text: str) -> tuple[str, str]:
     """``"Name: value"`` → (name, value)."""
     name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"header {text.split(':')[0]!r} is not 'Name: value'")
+    if not sep or not name.strip() or " " in name.strip():
+        # Not echoed: a malformed header may well be the secret itself.
+        raise argparse.ArgumentTypeError("a header must be given as 'Name: value'")
     return name.strip(), value.strip()
 
 
