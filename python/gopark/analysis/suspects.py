@@ -34,7 +34,8 @@ TITLES = {
     "cond": "blocked in Cond.Wait with nobody signalling",
     "ticker": "looping on a ticker with no way to exit",
     "io-wait": "blocked on network I/O with no deadline",
-    "http-body-not-closed": "HTTP client connections kept alive by response bodies never closed",
+    "http-body-not-closed": "reading HTTP responses whose bodies are never closed (one per "
+                            "connection kept alive)",
 }
 
 FIXES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +24,14 @@ def _where(frame: Frame | None) -> str:
     if frame.file:
         return f"{frame.function} ({os.path.basename(frame.file)}:{frame.line})"
     return frame.function
+
+
+def _short(frame: Frame | None) -> str:
+    """``readLoop (transport.go:2398)`` style: the function without its import path."""
+    if frame is None:
+        return "-"
+    name = frame.function.rsplit("/", 1)[-1]
+    return f"{name} ({os.path.basename(frame.file)}:{frame.line})" if frame.file else name
 
 
 def _wait(w: tuple[int, int] | None) -> str:
@@ -44,15 +53,26 @@ def render_inventory(inv: Inventory, out: TextIO, limit: int | None = None,
     head = (f"{inv.source}: {inv.total:,} goroutines in {len(inv.groups):,} groups "
             f"({inv.form}, similarity {inv.similarity}); parked {inv.parked_fraction:.0%}")
     if console.is_terminal:
-        table = Table(title=head, title_justify="left", show_lines=False)
-        for col, just in (("count", "right"), ("category", "left"), ("state", "left"),
-                          ("wait min", "right"), ("location", "left"),
-                          ("created by", "left"), ("note", "left")):
-            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        # Columns by terminal width: the category says most of what the state says.
+        show_state, show_creator = console.width >= 120, console.width >= 160
+        table = Table(title=head, title_justify="left", box=box.SIMPLE_HEAD)
+        table.add_column("count", justify="right", no_wrap=True)
+        table.add_column("category", no_wrap=True)
+        if show_state:
+            table.add_column("state", no_wrap=True)
+        table.add_column("wait", justify="right", no_wrap=True)
+        table.add_column("location", overflow="fold", min_width=24, ratio=3)
+        if show_creator:
+            table.add_column("created by", overflow="fold", ratio=2)
+        table.add_column("note", style="green", overflow="fold", min_width=12, ratio=2)
         for g in groups:
-            table.add_row(f"{g.count:,}", g.category, _states(g), _wait(g.wait_minutes),
-                          _where(g.location), _where(g.created_by),
-                          Text(g.benign or "", style="green"))
+            row = [f"{g.count:,}", g.category]
+            if show_state:
+                row.append(_states(g))
+            row += [_wait(g.wait_minutes), _short(g.location)]
+            if show_creator:
+                row.append(_short(g.created_by))
+            table.add_row(*row, g.benign or "")
         console.print(table)
     else:
         print(head, file=out)
