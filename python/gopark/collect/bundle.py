@@ -61,7 +61,7 @@ MANIFEST = "manifest.json"
 
 # File name extension per form.
 _EXTENSION = {"html": ".html", "proto": ".pb.gz", "debug1": ".txt", "debug2": ".txt",
-              "trace": ".trace", "text": ".txt"}
+              "trace": ".trace"}
 
 STATUSES = ("collecting", "complete", "interrupted", "target-lost", "failed")
 
@@ -234,11 +234,6 @@ class BundleWriter:
         entry.duration_s = (datetime.now(UTC) - started).total_seconds()
         self._add(entry)
         return entry
-
-    def record_error(self, kind: str, form: str, request: str, phase: str, error: str) -> None:
-        """List a request that was not even attempted or failed before it had a body."""
-        self._add(BundleFile(name=None, kind=kind, form=form, request=request, phase=phase,
-                             started=datetime.now(UTC), duration_s=0.0, size=0, error=error))
 
     def note(self, text: str) -> None:
         """Add a human-readable remark to the manifest."""
