@@ -241,6 +241,10 @@ class _DumpParser:
         i = 0
         while i < n:
             line = lines[i]
+            if at_eof and i == n - 1 and not line.startswith("..."):
+                # the input was cut: a last line is incomplete, or its source line is gone
+                elided = True
+                break
             if line.endswith(")"):  # pkg.F(args): the common case first
                 p = line.rfind("(")
                 name = line[:p]
@@ -250,9 +254,8 @@ class _DumpParser:
                         if i == 0:
                             raise _Bad(i, "a stack frame (pkg.Function(args))", line)
                         break  # not a call: the stack ended, other text follows
-                    if at_eof and i + 2 >= n:
+                    if at_eof and i + 2 == n:
                         elided = True
-                        i = n
                         break
                     found = lines[i + 1] if i + 1 < n else "end of stack"
                     raise _Bad(i + 1, f"the source line of {name} (\\tFILE:LINE +0xOFF)", found)
@@ -264,9 +267,8 @@ class _DumpParser:
                 fn, sep, gid = line[11:].partition(" in goroutine ")
                 frame = self._frame(fn, lines[i + 1]) if i + 1 < n else None
                 if frame is None:
-                    if at_eof and i + 2 >= n:
+                    if at_eof and i + 2 == n:
                         elided = True
-                        i = n
                         break
                     found = lines[i + 1] if i + 1 < n else "end of stack"
                     raise _Bad(i + 1, f"the source line of 'created by {fn}' (\\tFILE:LINE)", found)
@@ -307,10 +309,13 @@ class _DumpParser:
     def _gap_kind(self, gap: str, pos: int) -> tuple[bool, bool, bool]:
         """(foreign, new_traceback, separator) for the text between two goroutines."""
         foreign = new = separator = False
-        for k, line in enumerate(gap.split("\n")):
+        lines = gap.split("\n")
+        # a header cut short by the end of the input is no damage in the middle
+        cut = pos + len(gap) >= len(self.text) - 1
+        for k, line in enumerate(lines):
             if not line.strip():
                 continue
-            if _HEADER_LIKE.match(line):
+            if _HEADER_LIKE.match(line) and not (cut and not "".join(lines[k + 1 :]).strip()):
                 where = self._line_of(pos) + k
                 raise self._error(where, f"expected a goroutine header 'goroutine N [state]:', "
                                          f"found {line[:80]!r}")
@@ -406,7 +411,7 @@ class _DumpParser:
         status = self.statuses.get(status_text) or self._status(m)
         stack = self.stacks.get(head) or self._new_stack(m, head, last and creator is None)
         extra = ""
-        created_by, cid = stack.created_by, stack.creator_id
+        created_by, cid, elided = stack.created_by, stack.creator_id, stack.elided
         if stack.end < stack.lines:
             # The stack ended early: the rest (and any "created by" matched after it) is text.
             extra = "\n".join(head.split("\n")[stack.end : -1]) + "\n"
@@ -414,15 +419,18 @@ class _DumpParser:
                 extra += self.text[m.start(5) - len("created by ") : m.end()]
         elif creator is not None:
             created_by = self._frame(creator, creator_line)
-            if created_by is None:
+            if created_by is not None:
+                cid = int(creator_id)
+            elif last and m.end() >= len(self.text) - 1:
+                elided = True  # the input was cut inside the creator's source line
+            else:
                 err = _Bad(stack.lines + 1, f"the source line of 'created by {creator}' "
                            "(\\tFILE:LINE)", creator_line)
                 raise self._bad_line(m.start(), 0, err)
-            cid = int(creator_id)
         g = Goroutine(
             stack.frames, int(gid), status.state, status.wait_minutes, status.locked,
             status.leaked, status.durable, status.bubble, stack.args, created_by, cid,
-            stack.elided, stack.ancestors, self._labels(m) if labels_text else {},
+            elided, stack.ancestors, self._labels(m) if labels_text else {},
         )
         return g, extra
 
