@@ -17,7 +17,9 @@ import gofixtures
 import pytest
 from gopark.cli.collect import parse_duration, parse_size
 from gopark.collect import open_bundle
+from gopark.collect.client import PprofClient, normalize_url, redact_url
 from gopark.demo.goprocess import GoProcess
+from gopark.errors import GoparkError
 
 GOPARK = [sys.executable, "-m", "gopark", "collect"]
 
@@ -143,3 +145,17 @@ def test_bundle_valid_even_when_gopark_is_killed(target: GoProcess, tmp_path: Pa
     assert b.status == "collecting" and b.finished is None
     assert len(b.snapshots) >= 3
     assert all(b.path(f).stat().st_size == f.size for f in b.files if f.ok)
+
+
+def test_target_url_forms() -> None:
+    assert normalize_url("127.0.0.1:6060") == "http://127.0.0.1:6060/debug/pprof/"
+    assert normalize_url("https://h:1/") == "https://h:1/debug/pprof/"
+    assert normalize_url("http://h/admin/pprof") == "http://h/admin/pprof/"
+    with PprofClient("https://u:p@h:8443/debug/pprof/?token=abc") as c:
+        # A proxy's access token in the query rides along on every request...
+        assert c.url("goroutine?debug=2") == "https://h:8443/debug/pprof/goroutine?debug=2&token=abc"
+        assert c.url("/metrics") == "https://h:8443/metrics?token=abc"
+        # ...but neither it nor the password is ever written down.
+        assert redact_url(c.base_url) == "https://h:8443/debug/pprof/"
+    with pytest.raises(GoparkError, match="not an http"):
+        normalize_url("ftp://h/")
