@@ -1,35 +1,35 @@
 """Bundles: a plain folder with the raw responses of a collection and a manifest.
 
-A bundle can be zipped and shared; every command that reads profiles accepts one. The
-raw files are kept byte for byte as the target sent them (protobuf profiles stay gzipped),
-so any pprof tool reads them too. Files appear atomically (written to a hidden temporary
-name, then renamed) and ``manifest.json`` is rewritten atomically after each file, so a
-bundle is valid at every moment, even when the collection was interrupted or the target
-died.
+A bundle folder can be zipped and shared; once unzipped, every command that reads
+profiles accepts it. The raw files are kept byte for byte as the target sent them
+(protobuf profiles stay gzipped), so any pprof tool reads them too. Files appear
+atomically (written to a hidden temporary name, then renamed) and ``manifest.json`` is
+rewritten atomically after each file, so a bundle is valid at every moment, even when the
+collection was interrupted, the target died or gopark itself was killed.
 
 ``manifest.json`` (schema ``gopark.bundle/v1``)::
 
     {
       "schema": "gopark.bundle/v1",
-      "target": "http://127.0.0.1:6060/debug/pprof/",   # no user:password, no query
+      "target": "http://127.0.0.1:6060/debug/pprof/",   # without user:password or query
       "gopark_version": "0.1.0",
       "go_version": "go1.27.3",          # null when the target does not reveal it
       "go_version_source": "/metrics go_info",            # where it came from, or null
-      "started": "2026-11-27T07:00:00.000Z",              # UTC, ISO 8601
+      "started": "2026-11-27T07:00:00.000Z",              # UTC, ISO 8601, milliseconds
       "finished": "2026-11-27T07:01:00.412Z",             # null while collecting
-      "status": "complete",   # collecting | complete | interrupted | target-lost | failed
+      "status": "complete",
       "options": {"interval_s": 10.0, "duration_s": 60.0, "max_dump_goroutines": 20000,
                   "force_dumps": false, "cpu_s": 0.0, "trace_s": 0.0,
                   "timeout_s": 30.0, "max_bytes": 536870912},
-      "profiles": {"goroutine": 54, "heap": 1, "block": 0, ...},  # the index's Count column
-      "notes": ["block profile not enabled: ..."],                 # human-readable remarks
+      "profiles": {"goroutine": 54, "heap": 1, "block": 0, ...},
+      "notes": ["mutex profile empty, so not taken: ... SetMutexProfileFraction ..."],
       "files": [
         {
           "name": "0003-goroutine-debug2.txt",  # null when the request failed
           "kind": "goroutine",   # index goroutine goroutineleak heap block mutex cpu trace
           "form": "debug2",      # html proto debug1 debug2 trace
-          "request": "goroutine?debug=2",   # path under the target URL
-          "phase": "start",      # start | interval | end | capture
+          "request": "goroutine?debug=2",   # path and query under the target URL
+          "phase": "start",      # start | interval | end | capture (trace, CPU)
           "started": "2026-11-27T07:00:00.120Z",
           "duration_s": 0.031,
           "size": 48213,         # bytes on disk (0 when failed)
@@ -38,8 +38,15 @@ died.
       ]
     }
 
-Files are listed in the order they were started. Secrets (headers, certificate paths,
-credentials in the URL) are never written into a bundle.
+``status``: ``collecting`` (still running, or gopark was killed), ``complete``,
+``interrupted`` (Ctrl-C), ``target-lost`` (the target stopped answering; what came
+before is there) or ``failed`` (nothing could be read; ``notes`` says why).
+``profiles`` is the Count column of the target's /debug/pprof/ index at the start
+(goroutines, distinct block/mutex stacks, ...); the end index is kept as a file.
+File names are ``NNNN-kind[-form].ext`` (``.pb.gz``, ``.txt``, ``.html``, ``.trace``),
+numbered in the order requests began; ``files`` lists them in the order they started.
+Secrets (headers, certificate paths, credentials or tokens in the URL) are never written
+into a bundle.
 """
 
 from __future__ import annotations
