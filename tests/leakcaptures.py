@@ -32,7 +32,8 @@ FORMS = {
     "debug1": "goroutine?debug=1",
     "proto": "goroutine",
 }
-LEAK_FORMS = {"leak-debug2": "goroutineleak?debug=2", "leak-proto": "goroutineleak"}
+LEAK_FORMS = {"leak-debug2": "goroutineleak?debug=2", "leak-debug1": "goroutineleak?debug=1",
+              "leak-proto": "goroutineleak"}
 
 _DIR = Path(tempfile.mkdtemp(prefix="gopark-captures-"))
 atexit.register(shutil.rmtree, _DIR, ignore_errors=True)

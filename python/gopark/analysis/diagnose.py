@@ -143,13 +143,15 @@ def _category_hints(dumps: Sequence[Snapshot], reader: SourceReader) -> dict[str
 
 
 def _leaked_keys(leaks: Sequence[Snapshot], primary: Snapshot) -> dict[str, int]:
-    """user key → goroutines marked leaked, from goroutineleak inputs other than primary."""
+    """user key → goroutines marked leaked, from goroutineleak inputs other than primary.
+    Profiles (proto, debug=1) list only leaked goroutines; dumps mark them."""
     out: dict[str, int] = {}
     for s in leaks:
         if s is primary:
             continue
         for g in s.goroutines:
-            if g.leaked and g.frames:  # a stack-less sample cannot be matched to a group
+            leaked = g.leaked or s.form != "debug2"
+            if leaked and g.frames:  # a stack-less sample cannot be matched to a group
                 k = key_of(signature(g.frames, "user"), "user")
                 out[k] = out.get(k, 0) + g.count
     return out

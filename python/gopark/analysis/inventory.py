@@ -140,7 +140,10 @@ def inventory(snapshot: Snapshot, similarity: str = "user", *,
                 sig = known[id(g.frames)] = signature(g.frames, similarity)
             buckets.setdefault(sig, []).append(g)
 
-    groups = [_make_group(sig, members, similarity, reader, category_hints)
+    # A goroutineleak *profile* (proto, debug=1) lists only leaked goroutines; its debug=2
+    # form lists all and marks the leaked ones.
+    all_leaked = snapshot.profile == "goroutineleak" and snapshot.form != "debug2"
+    groups = [_make_group(sig, members, similarity, reader, category_hints, all_leaked)
               for sig, members in buckets.items()]
     _mark_http_pairs(groups)
     _mark_pools(groups)
@@ -160,7 +163,8 @@ def inventory(snapshot: Snapshot, similarity: str = "user", *,
 
 
 def _make_group(sig: tuple[str, ...], members: list[Goroutine], similarity: str,
-                reader: SourceReader, hints: Mapping[str, str] | None) -> Group:
+                reader: SourceReader, hints: Mapping[str, str] | None,
+                all_leaked: bool = False) -> Group:
     first = members[0]
     frames = first.frames
     states: Counter[str] = Counter()
@@ -184,7 +188,7 @@ def _make_group(sig: tuple[str, ...], members: list[Goroutine], similarity: str,
         created_by=creators.most_common(1)[0][0] if creators else None,
         goroutine_ids=sorted(g.id for g in members if g.id is not None),
         creator_ids={g.creator_id for g in members if g.creator_id is not None},
-        leaked=sum(g.count for g in members if g.leaked),
+        leaked=sum(g.count for g in members if g.leaked or all_leaked),
         parked=sum(g.count for g in members if classify.is_parked(g.state, category)),
         source_line=reader.line(loc) if loc is not None else None,
         members=members,

@@ -94,13 +94,18 @@ def findings(inv: Inventory, everyone: Sequence[Goroutine], *,
     out: list[Finding] = []
     for g in inv.groups:
         leaked = max(g.leaked, (leaked_keys or {}).get(g.key, 0))
-        if leaked:
+        # a leaked goroutine whose stack the profile could not symbolize says nothing useful
+        if leaked and g.location is not None and g.location.file:
             out.append(_finding(g, "proven", inv, everyone, reader, min(leaked, g.count)))
         elif g.benign is not None:
             out.append(_benign(g))
         elif is_suspect(g, threshold) and not _is_write_loop(g):
             out.append(_finding(g, "suspected", inv, everyone, reader, 0))
     return out
+
+
+def _goroutines(n: int) -> str:
+    return f"{n:,} goroutine" + ("" if n == 1 else "s")
 
 
 def _is_write_loop(g: Group) -> bool:
@@ -119,7 +124,7 @@ def _where(frame: Frame | None) -> str:
 def _benign(g: Group) -> Finding:
     return Finding(
         verdict="benign", category=g.category,
-        title=f"{g.count:,} {'goroutine' if g.count == 1 else 'goroutines'}: {g.benign}",
+        title=f"{_goroutines(g.count)}: {g.benign}",
         goroutines=g.count, wait_minutes=g.wait_minutes, location=g.location,
         created_by=g.created_by, stack=list(g.stack), source_line=g.source_line,
         goroutine_ids=list(g.goroutine_ids), group_key=g.key,
@@ -129,7 +134,7 @@ def _benign(g: Group) -> Finding:
 
 def _finding(g: Group, verdict: str, inv: Inventory, everyone: Sequence[Goroutine],
              reader: SourceReader, leaked: int) -> Finding:
-    title = f"{g.count:,} goroutines {TITLES.get(g.category, 'blocked')}"
+    title = f"{_goroutines(g.count)} {TITLES.get(g.category, 'blocked')}"
     f = Finding(
         verdict=verdict, category=g.category, title=title, goroutines=g.count,
         wait_minutes=g.wait_minutes, location=g.location, created_by=g.created_by,
@@ -137,7 +142,7 @@ def _finding(g: Group, verdict: str, inv: Inventory, everyone: Sequence[Goroutin
         fix=FIXES.get(g.category, ""), group_key=g.key,
     )
     state = g.main_state or g.category
-    what = f"{g.count:,} goroutines in {state} at {_where(g.location)}"
+    what = f"{_goroutines(g.count)} in {state} at {_where(g.location)}"
     if g.location is not None:
         what += f" ({g.location.function})"
     f.evidence.append(what)
