@@ -309,13 +309,11 @@ impl Ordering {
             ev::GO_STATUS | ev::GO_STATUS_STACK => self.go_status(raw, cur, g, cat),
             ev::GO_CREATE | ev::GO_CREATE_BLOCKED => {
                 check_ctx(cur, Need::Must, Need::Must, Need::May)?;
-                if let Some(s) = self.gs.get(&cur.g) {
-                    if s.status != WG_RUNNING {
-                        return Err(format!(
-                            "{} event for goroutine that's not Running",
-                            spec::name(raw.typ)
-                        ));
-                    }
+                if self.gs.get(&cur.g).is_some_and(|s| s.status != WG_RUNNING) {
+                    return Err(format!(
+                        "{} event for goroutine that's not Running",
+                        spec::name(raw.typ)
+                    ));
                 }
                 let new = raw.args[0] as i64;
                 if self.gs.contains_key(&new) {

@@ -5,17 +5,17 @@
 
 use std::fs::File;
 use std::io::{Cursor, Read};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::event::Event;
-use crate::spec;
 use crate::TraceError;
 use crate::TraceReader;
+use crate::event::Event;
+use crate::spec;
 
 pyo3::create_exception!(_core, TraceDecodeError, pyo3::exceptions::PyValueError);
 
@@ -43,7 +43,11 @@ fn decode_error(e: &TraceError) -> PyErr {
 
 /// Run engine code, turning a panic (a bug) into a Python exception instead of an abort.
 fn guarded<T>(f: impl FnOnce() -> T) -> PyResult<T> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| PyRuntimeError::new_err("internal error in the trace engine (panic); please report it with the trace"))
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+        PyRuntimeError::new_err(
+            "internal error in the trace engine (panic); please report it with the trace",
+        )
+    })
 }
 
 type Source = Box<dyn Read + Send + Sync>;
@@ -58,7 +62,10 @@ fn columns<'py>(py: Python<'py>, evs: &[Event]) -> PyResult<Bound<'py, PyDict>> 
     let d = PyDict::new(py);
     macro_rules! col {
         ($name:literal, $f:expr) => {
-            d.set_item($name, evs.iter().map($f).collect::<Vec<_>>().into_pyarray(py))?;
+            d.set_item(
+                $name,
+                evs.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
+            )?;
         };
     }
     col!("time", |e: &Event| e.time);
@@ -88,7 +95,8 @@ impl Reader {
     fn from_path(path: &str) -> PyResult<Self> {
         let f = File::open(path).map_err(|e| PyOSError::new_err(format!("{path}: {e}")))?;
         let r = guarded(|| TraceReader::new(Box::new(f) as Source))?;
-        r.map(|inner| Reader { inner }).map_err(|e| decode_error(&e))
+        r.map(|inner| Reader { inner })
+            .map_err(|e| decode_error(&e))
     }
 
     /// Read a trace held in memory (the bytes are copied once).
@@ -96,7 +104,8 @@ impl Reader {
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
         let src: Source = Box::new(Cursor::new(data.to_vec()));
         let r = guarded(|| TraceReader::new(src))?;
-        r.map(|inner| Reader { inner }).map_err(|e| decode_error(&e))
+        r.map(|inner| Reader { inner })
+            .map_err(|e| decode_error(&e))
     }
 
     /// The N of the "go 1.N trace" header.
@@ -130,7 +139,10 @@ impl Reader {
 
     /// The error that stopped reading, as (kind, offset, message), or None.
     fn error(&self) -> Option<(&'static str, u64, String)> {
-        self.inner.error.as_ref().map(|e| (e.kind.name(), e.offset, e.message.clone()))
+        self.inner
+            .error
+            .as_ref()
+            .map(|e| (e.kind.name(), e.offset, e.message.clone()))
     }
 
     /// Bytes consumed so far, and the end of the last complete generation.
@@ -147,18 +159,45 @@ impl Reader {
     fn frames<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let f = self.inner.catalog.frames();
         let d = PyDict::new(py);
-        d.set_item("pc", f.iter().map(|x| x.pc).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("func", f.iter().map(|x| x.func).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("file", f.iter().map(|x| x.file).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("line", f.iter().map(|x| x.line).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item(
+            "pc",
+            f.iter().map(|x| x.pc).collect::<Vec<_>>().into_pyarray(py),
+        )?;
+        d.set_item(
+            "func",
+            f.iter()
+                .map(|x| x.func)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        d.set_item(
+            "file",
+            f.iter()
+                .map(|x| x.file)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        d.set_item(
+            "line",
+            f.iter()
+                .map(|x| x.line)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
         Ok(d)
     }
 
     /// Stack table: (starts, frame_ids); stack i is frame_ids[starts[i]:starts[i+1]],
     /// innermost frame first. Stack 0 is "no stack".
-    fn stacks<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>) {
+    fn stacks<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>) {
         let (starts, frames) = self.inner.catalog.stack_table();
-        (starts.to_vec().into_pyarray(py), frames.to_vec().into_pyarray(py))
+        (
+            starts.to_vec().into_pyarray(py),
+            frames.to_vec().into_pyarray(py),
+        )
     }
 
     /// Per-goroutine summary so far, as columns; plus blocked time by reason as
@@ -168,7 +207,10 @@ impl Reader {
         let d = PyDict::new(py);
         macro_rules! col {
             ($name:literal, $f:expr) => {
-                d.set_item($name, gs.iter().map($f).collect::<Vec<_>>().into_pyarray(py))?;
+                d.set_item(
+                    $name,
+                    gs.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
+                )?;
             };
         }
         col!("id", |g| g.id);

@@ -40,7 +40,8 @@ pub struct GoSummary {
     pub start_syscall_ns: i64,
     /// Closed blocked time per reason (catalog string ID, ns).
     pub blocked_by_reason: Vec<(u32, i64)>,
-    /// Reason, stack and time of the last block (0 / 0 / -1 if it never blocked).
+    /// Reason, stack and time of the last block (0 / 0 / -1 if it never blocked; for
+    /// a goroutine blocked since before the trace: reason 0, time -1, its status stack).
     pub block_reason: u32,
     pub block_stack: u32,
     pub block_time: i64,
@@ -156,6 +157,10 @@ impl Summarizer {
         }
         if e.from == e.to {
             return;
+        }
+        if e.from == gstate::UNDETERMINED && e.to == gstate::WAITING {
+            // Blocked since before the trace: the reason is unknown, the stack may be.
+            g.block_stack = e.tstack;
         }
         let d = t - g.since;
         match e.from {

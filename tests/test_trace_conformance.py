@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from gofixtures import goroot
-
 from gopark import _core
 from gopark.errors import InputError
 from gopark.formats.gotext import go_unquote
@@ -52,7 +51,8 @@ def _args(line: str, names: list[str], where: str) -> list[int]:
 def encode_text_trace(text: str) -> bytes:
     """Wire bytes of a trace in Go's text encoding ("Trace Go1.N" then one event per
     line, stack frames and string data on the lines after their event)."""
-    lines = [ln for ln in (raw.split("#", 1)[0].rstrip() for raw in text.splitlines()) if ln.strip()]
+    stripped = (raw.split("#", 1)[0].rstrip() for raw in text.splitlines())
+    lines = [ln for ln in stripped if ln.strip()]
     m = re.fullmatch(r"Trace Go1\.(\d+)", lines[0].strip())
     assert m, lines[0]
     out = bytearray(f"go 1.{m.group(1)} trace\x00\x00\x00".encode())
@@ -70,7 +70,8 @@ def encode_text_trace(text: str) -> bytes:
             out += uvarint(a)
         if name == "Stack":
             for _ in range(args[1]):
-                out += b"".join(uvarint(v) for v in _args(lines[i], ["pc", "func", "file", "line"], lines[i]))
+                frame = _args(lines[i], ["pc", "func", "file", "line"], lines[i])
+                out += b"".join(uvarint(v) for v in frame)
                 i += 1
         if name in ("String", "ExperimentalBatch"):
             key, _, quoted = lines[i].strip().partition("=")

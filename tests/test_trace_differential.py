@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from gofixtures import run
+from gopark.formats.trace import KIND_NAMES, load_trace
 from tracefixtures import (
     V2_GO,
     busy_trace,
@@ -19,8 +20,6 @@ from tracefixtures import (
     gopark_parsed,
     record_testprog,
 )
-
-from gopark.formats.trace import KIND_NAMES, load_trace
 
 # Go's own trace test programs: annotations, GC pressure, many goroutines/syscalls,
 # pipes, and (Go 1.23+) iter.Pull coroutines, which the trace shows as GoSwitch.

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tracefixtures import busy_trace, go_tool
-
 from gopark.formats.pprof import parse_profile
 from gopark.formats.trace import (
     GO_RUNNABLE,
@@ -20,6 +18,7 @@ from gopark.formats.trace import (
     load_trace,
     summarize_trace,
 )
+from tracefixtures import busy_trace, go_tool
 
 VERSIONS = ("1.22", "1.27")
 
@@ -65,7 +64,8 @@ def test_totals_equal_go_tool_trace_pprof(version: str, traces: dict[str, Path])
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_every_nanosecond_of_a_goroutine_is_in_one_state(version: str, traces: dict[str, Path]) -> None:
+def test_every_nanosecond_of_a_goroutine_is_in_one_state(version: str,
+                                                         traces: dict[str, Path]) -> None:
     s = summarize_trace(traces[version])
     g = s.goroutines
     end = np.where(g["ended"] >= 0, g["ended"], s.end_time)

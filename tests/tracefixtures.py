@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 from gofixtures import CACHE, GO_VERSIONS, go_binary, goroot, program
-
 from gopark.formats.trace import load_trace
 from gopark.report.trace_events import render_parsed
 

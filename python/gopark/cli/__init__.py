@@ -23,7 +23,7 @@ from gopark import __version__
 from gopark.errors import GoparkError
 
 # In the order `gopark --help` lists them.
-COMMANDS: list[str] = ["goroutines", "diagnose", "demo", "collect", "watch", "diff"]
+COMMANDS: list[str] = ["goroutines", "diagnose", "demo", "collect", "watch", "diff", "trace"]
 
 DESCRIPTION = """\
 Find out why a Go program's goroutines pile up or leak and why its memory grows.

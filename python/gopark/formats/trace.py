@@ -110,7 +110,8 @@ class EventTable(Columns):
         """One table made of several, in order."""
         if not parts:
             return EventTable({})
-        return EventTable({k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns})
+        names = parts[0].columns
+        return EventTable({k: np.concatenate([p.columns[k] for p in parts]) for k in names})
 
 
 class GoroutineTable(Columns):
@@ -134,8 +135,8 @@ class GoroutineTable(Columns):
     def blocked_by_reason(self, row: int, strings: list[str]) -> dict[str, int]:
         """Closed blocked time (ns) of goroutine `row` per wait reason."""
         sel = self.reason_row == row
-        return {strings[int(s)]: int(t) for s, t in zip(self.reason_string[sel], self.reason_ns[sel],
-                                                         strict=True)}
+        pairs = zip(self.reason_string[sel], self.reason_ns[sel], strict=True)
+        return {strings[int(s)]: int(t) for s, t in pairs}
 
 
 class Catalog:
@@ -262,7 +263,8 @@ class TraceReader:
     def _check_readable(self) -> None:
         d = self.damage()
         if d is not None and not self._raw.generations():
-            raise InputError(self.source, f"byte {d.offset}", f"{d.message} [{d.kind}]; nothing readable")
+            raise InputError(self.source, f"byte {d.offset}",
+                             f"{d.message} [{d.kind}]; nothing readable")
 
     def summary(self) -> TraceSummary:
         """Read what is left (keeping no events) and return the summary."""
@@ -290,3 +292,97 @@ def summarize_trace(source: Source, name: str | None = None) -> TraceSummary:
 def load_trace(source: Source, name: str | None = None) -> Trace:
     """Read a whole trace: every event as numpy columns, plus the summary."""
     return TraceReader(source, name).load()
+
+
+@dataclass
+class GoroutineGroup:
+    """Goroutines that run the same function and ended in the same place.
+
+    The key: entry function (what the goroutine runs), the state at the end of the
+    trace and, for blocked ones, the wait reason and where they blocked.
+    """
+
+    entry: Frame | None
+    created_at: Frame | None
+    state: str
+    wait_reason: str
+    blocked_at: Frame | None
+    ids: list[int]
+    running_ns: int = 0
+    runnable_ns: int = 0
+    syscall_ns: int = 0
+    blocked_ns: int = 0
+    blocked_by_reason: dict[str, int] | None = None
+    # Still blocked at the end of the trace, and since how long (the longest wait).
+    still_blocked: int = 0
+    longest_wait_ns: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+
+# Packages whose frames sit between user code and a wait (locks, timers, I/O).
+_WAITING_PACKAGES = ("runtime.", "internal/", "sync.", "time.", "net.", "os.", "syscall.",
+                     "io.", "bufio.")
+
+
+def _is_runtime(f: Frame) -> bool:
+    return f.function.startswith(_WAITING_PACKAGES)
+
+
+def _user_frame(frames: list[Frame]) -> Frame | None:
+    """The innermost frame outside the runtime and the standard library's waiting code."""
+    for f in frames:
+        if not _is_runtime(f):
+            return f
+    return frames[0] if frames else None
+
+
+def group_goroutines(s: TraceSummary) -> list[GoroutineGroup]:
+    """The per-goroutine summary aggregated by stack group, largest group first."""
+    g = s.goroutines
+    names = s.catalog.strings
+    frames_of: dict[int, list[Frame]] = {}
+
+    def frames(sid: int) -> list[Frame]:
+        if sid not in frames_of:
+            frames_of[sid] = s.catalog.stack(sid)
+        return frames_of[sid]
+
+    cols = {k: g[k].tolist() for k in (
+        "id", "start_stack", "create_stack", "last_stack", "state", "block_reason", "block_stack",
+        "since", "running_ns", "runnable_ns", "syscall_ns", "blocked_ns")}
+    reasons: dict[int, dict[str, int]] = {}
+    for row, r, ns in zip(g.reason_row.tolist(), g.reason_string.tolist(), g.reason_ns.tolist(),
+                          strict=True):
+        d = reasons.setdefault(row, {})
+        d[names[r]] = d.get(names[r], 0) + ns
+    groups: dict[tuple[object, ...], GoroutineGroup] = {}
+    for i, gid in enumerate(cols["id"]):
+        start = frames(cols["start_stack"][i])
+        last = frames(cols["last_stack"][i])
+        entry = start[0] if start else (last[-1] if last else None)
+        state = GO_STATES[cols["state"][i]]
+        waiting = cols["state"][i] == GO_WAITING
+        reason = names[cols["block_reason"][i]] if waiting else ""
+        blocked_at = _user_frame(frames(cols["block_stack"][i])) if waiting else None
+        site = blocked_at and (blocked_at.function, blocked_at.line)
+        key = (entry and entry.function, state, reason, site)
+        grp = groups.get(key)
+        if grp is None:
+            created = frames(cols["create_stack"][i])
+            grp = groups[key] = GoroutineGroup(entry, _user_frame(created), state, reason,
+                                               blocked_at, [], blocked_by_reason={})
+        grp.ids.append(gid)
+        grp.running_ns += cols["running_ns"][i]
+        grp.runnable_ns += cols["runnable_ns"][i]
+        grp.syscall_ns += cols["syscall_ns"][i]
+        grp.blocked_ns += cols["blocked_ns"][i]
+        assert grp.blocked_by_reason is not None
+        for r, ns in reasons.get(i, {}).items():
+            grp.blocked_by_reason[r] = grp.blocked_by_reason.get(r, 0) + ns
+        if waiting:
+            grp.still_blocked += 1
+            grp.longest_wait_ns = max(grp.longest_wait_ns, s.end_time - cols["since"][i])
+    return sorted(groups.values(), key=lambda x: (-x.count, -x.blocked_ns))

@@ -91,7 +91,8 @@ def render_parsed(events: EventTable, catalog: Catalog,
         elif kname == "Label":
             s += f" Label={go_quote(strings[name])} Resource=Goroutine({res})"
         elif kname in ("RangeBegin", "RangeActive", "RangeEnd"):
-            sc = {SCOPE_GOROUTINE: f"Goroutine({res})", SCOPE_PROC: f"Proc({res})"}.get(scope, "None")
+            scopes = {SCOPE_GOROUTINE: f"Goroutine({res})", SCOPE_PROC: f"Proc({res})"}
+            sc = scopes.get(scope, "None")
             s += f" Name={go_quote(strings[name])} Scope={sc}"
             if kname == "RangeEnd":
                 attrs = ""
