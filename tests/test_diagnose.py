@@ -4,6 +4,7 @@ from later analyses, and the JSON contract."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import gofixtures
 import pytest
 from gopark.analysis import diagnose as diag
 from gopark.analysis.findings import Finding
-from gopark.analysis.suspects import DEFAULT_THRESHOLD
+from gopark.analysis.inventory import Group, inventory
+from gopark.analysis.suspects import DEFAULT_THRESHOLD, is_suspect, weight
 from gopark.formats.load import load_path
 from gopark.report.json import diagnosis_json
 from leakcaptures import HEALTHY, LEAKY, VERSIONS, N, capture, source_line_number
@@ -193,3 +195,22 @@ def test_sigquit_traceback(version: str, tmp_path: Path) -> None:
     assert (f.verdict, f.category, f.goroutines) == ("suspected", "chan-recv", N)
     assert f.location is not None and f.location.function == "main.consume"
     assert len(f.goroutine_ids) == N
+
+
+def test_wait_age_and_creator_spread_weigh() -> None:
+    """Wait minutes and many creators make a smaller group a suspect (the dumps here are
+    fresh, so the ages are set on a real group)."""
+    inv = inventory(capture("waitgroupmissing", "1.24").snapshot("debug2"))
+    [group] = [g for g in inv.groups if g.category == "waitgroup"]
+    assert group.distinct_creators == 1
+    assert weight(group) == N
+    small = dataclasses.replace(group, count=30)
+    assert not is_suspect(small)
+    assert is_suspect(dataclasses.replace(small, wait_minutes=(15, 15)))  # 30 × (1 + 4)
+    spread = leak_group_of(capture("sendaftertimeout", "1.24"))
+    assert spread.distinct_creators == N and weight(spread) == 2 * N
+
+
+def leak_group_of(cap: object) -> Group:
+    inv = inventory(cap.snapshot("debug2"))  # type: ignore[attr-defined]
+    return inv.groups[0]

@@ -72,7 +72,8 @@ def weight(group: Group) -> float:
         age += math.log2(1 + group.wait_minutes[1])
     spread = 1.0
     if group.distinct_creators:
-        spread += group.distinct_creators / max(group.count, 1)
+        # 1 when one goroutine started them all (a pool, a loop), 2 when each has its own
+        spread += (group.distinct_creators - 1) / max(group.count - 1, 1)
     return group.count * age * spread
 
 
