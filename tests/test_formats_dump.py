@@ -413,3 +413,17 @@ def test_crlf_line_endings() -> None:
     plain = only(parse_dump(data, "plain.txt"))
     assert [(g.id, g.frames, g.state) for g in crlf.goroutines] == \
         [(g.id, g.frames, g.state) for g in plain.goroutines]
+
+
+def test_goroutine_labels_in_headers() -> None:
+    """Go 1.27 prints pprof labels after the status (GODEBUG=tracebacklabels=1; a module
+    that says go 1.21 has it off by default)."""
+    with gofixtures.run("labeledwork", "1.27", ["-n", "12"],
+                        env={"GODEBUG": "tracebacklabels=1"}) as p:
+        data = gofixtures.fetch(p, "goroutine?debug=2")
+    assert b"] {handler: report, tenant: t0}:" in data
+    snap = only(parse_dump(data, "labels.txt"))
+    parked = [g for g in snap.goroutines if "main.work" in functions(g)]
+    assert sorted(g.labels["tenant"] for g in parked) == ["t0", "t1", "t2"]
+    assert all(g.labels["handler"] == "report" and g.state == "chan receive" for g in parked)
+    assert all(g.labels == {} for g in snap.goroutines if g not in parked)

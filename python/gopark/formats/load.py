@@ -52,9 +52,9 @@ def load_bytes(data: bytes, source: str) -> list[Loaded]:
     """
     if not data:
         raise InputError(source, None, "empty input")
-    kind = sniff(data)
-    if data.startswith(GZIP_MAGIC) and kind != "unknown":
+    if data.startswith(GZIP_MAGIC):
         data = gunzip(data, source)
+    kind = sniff(data)
     if kind == "dump":
         return list(parse_dump(data, source))
     if kind == "debug1":
