@@ -41,9 +41,12 @@ from gopark.model import Frame, Goroutine, Snapshot
 # stacks. The text must start and end with "\n" (see parse_dump).
 _GOROUTINE = re.compile(
     r"(?<=\n)goroutine (\d+)(?: (?:gp|m|mp)=\S+)* \[([^\]\n]*)\]( \{[^\n]*\})?:[ \t]*\n"
-    r"((?:(?!goroutine \d)[^\n]+\n)*?)"
-    r"(?:created by ([^\n]+?) in goroutine (\d+)\n(\t[^\n]*)\n)?"
-    r"(?=\n|\Z|goroutine \d)"
+    # stack lines up to a "created by" line, a header or a blank line (possessive: fast)
+    r"((?:(?!goroutine \d|created by )[^\n]+\n)*+)"
+    # the usual tail ending the stack, or else (old "created by F", ancestors, text)
+    # the remaining lines up to a blank line or header
+    r"(?:created by ([^\n]+?) in goroutine (\d+)\n(\t[^\n]*)\n(?=\n|\Z|goroutine \d)"
+    r"|((?:(?!goroutine \d)[^\n]+\n)*?)(?=\n|\Z|goroutine \d))"
 )
 # The argument list at the end of a function call line. Arguments hold no parentheses
 # (traceback.go printArgs), so the last "(" of the line opens them.
@@ -342,17 +345,18 @@ class _DumpParser:
             raise self._error(1, "no goroutine in the input (expected a line like "
                                  "'goroutine 1 [running]:')")
         dumps = _Dumps(self)
+        count = len(matches)
         for h, m in enumerate(matches):
-            last = h + 1 == len(matches)
+            last = h + 1 == count
             g, extra = self._goroutine(m, last)
             dumps.add(g)
             # The text after this goroutine decides whether the next one continues the dump.
-            gap = text[m.end() : len(text) if last else matches[h + 1].start()]
-            if extra:
-                gap = extra + gap
-            if gap == "\n":  # one blank line: the usual case
+            end, following = m.end(), len(text) if last else matches[h + 1].start()
+            if following - end == 1 and not extra:  # one blank line: the usual case
                 dumps.split_before = False
-            elif not gap:  # the next header follows the stack directly: another dump
+                continue
+            gap = extra + text[end:following]
+            if not gap:  # the next header follows the stack directly: another dump
                 dumps.split_before = True
             elif not gap.isspace():
                 foreign, new, separator = self._gap_kind(gap, m.end() - len(extra))
@@ -407,7 +411,9 @@ class _DumpParser:
     def _goroutine(self, m: re.Match[str], last: bool) -> tuple[Goroutine, str]:
         """The goroutine matched by ``m``, and the lines after its stack that are not part
         of it (text that follows a dump without a blank line)."""
-        gid, status_text, labels_text, head, creator, creator_id, creator_line = m.groups()
+        gid, status_text, labels_text, head, creator, creator_id, creator_line, more = m.groups()
+        if more is not None:
+            head += more
         status = self.statuses.get(status_text) or self._status(m)
         stack = self.stacks.get(head) or self._new_stack(m, head, last and creator is None)
         extra = ""
