@@ -194,7 +194,7 @@ impl<R: Read> GenerationReader<R> {
                         g.genno = b.genno;
                         have_any = true;
                     } else if b.genno != g.genno {
-                        if v < 26 && b.genno == g.genno + 1 {
+                        if v < 26 && b.genno == g.genno.wrapping_add(1) {
                             self.spill = Some(b);
                             break;
                         }

@@ -28,3 +28,6 @@ pub use reader::TraceReader;
 
 #[cfg(feature = "python")]
 mod python;
+
+#[cfg(test)]
+mod damage_tests;

@@ -71,13 +71,13 @@ impl GoSummary {
     }
 
     fn add_blocked(&mut self, reason: u32, d: i64) {
-        self.blocked_ns += d;
+        self.blocked_ns = self.blocked_ns.wrapping_add(d);
         match self
             .blocked_by_reason
             .iter_mut()
             .find(|(r, _)| *r == reason)
         {
-            Some((_, t)) => *t += d,
+            Some((_, t)) => *t = t.wrapping_add(d),
             None => self.blocked_by_reason.push((reason, d)),
         }
     }
@@ -131,7 +131,7 @@ impl Summarizer {
             }
             kind::RANGE_END if e.typ == crate::spec::ev::STW_END => {
                 if let Some(t) = self.stw_start.remove(&e.g) {
-                    c.stw_ns += e.time - t;
+                    c.stw_ns = c.stw_ns.wrapping_add(e.time.wrapping_sub(t));
                 }
             }
             _ => {}
@@ -162,7 +162,8 @@ impl Summarizer {
             // Blocked since before the trace: the reason is unknown, the stack may be.
             g.block_stack = e.tstack;
         }
-        let d = t - g.since;
+        // Wrapping: times in a damaged trace can be absurd; never panic on them.
+        let d = t.wrapping_sub(g.since);
         match e.from {
             gstate::NOT_EXIST => {
                 g.created = t;
@@ -170,17 +171,17 @@ impl Summarizer {
                 g.create_stack = e.stack;
                 g.start_stack = e.tstack;
             }
-            gstate::RUNNING => g.running_ns += d,
+            gstate::RUNNING => g.running_ns = g.running_ns.wrapping_add(d),
             gstate::RUNNABLE => {
-                g.runnable_ns += d;
+                g.runnable_ns = g.runnable_ns.wrapping_add(d);
                 if g.first_run < 0 {
-                    g.start_runnable_ns += d;
+                    g.start_runnable_ns = g.start_runnable_ns.wrapping_add(d);
                 }
             }
             gstate::SYSCALL => {
-                g.syscall_ns += d;
+                g.syscall_ns = g.syscall_ns.wrapping_add(d);
                 if g.first_run < 0 {
-                    g.start_syscall_ns += d;
+                    g.start_syscall_ns = g.start_syscall_ns.wrapping_add(d);
                 }
             }
             gstate::WAITING => {
