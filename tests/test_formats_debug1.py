@@ -165,3 +165,26 @@ def test_counts_survive_crlf() -> None:
     b = parse_debug1(data.replace(b"\n", b"\r\n"), "b")
     assert Counter((g.count, g.frames) for g in a.goroutines) == \
         Counter((g.count, g.frames) for g in b.goroutines)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mutated_text_never_escapes_as_other_errors(seed: int) -> None:
+    """Random damage to real debug=1 text gives a Snapshot or an InputError, nothing else."""
+    import random
+
+    rng = random.Random(seed)
+    real = profiles("labeledwork", "1.27", 12)["debug1"]
+    for _ in range(200):
+        data = bytearray(real)
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(data))
+            if rng.random() < 0.5:
+                data[k] = rng.randrange(256)
+            else:
+                del data[k : k + rng.randint(1, 40)]
+        try:
+            snap = parse_debug1(bytes(data), "fuzz.txt")
+        except InputError as e:
+            assert str(e).startswith("fuzz.txt: line ") and "\n" not in str(e)
+        else:
+            assert all(g.count >= 0 for g in snap.goroutines)

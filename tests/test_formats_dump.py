@@ -427,3 +427,35 @@ def test_goroutine_labels_in_headers() -> None:
     assert sorted(g.labels["tenant"] for g in parked) == ["t0", "t1", "t2"]
     assert all(g.labels["handler"] == "report" and g.state == "chan receive" for g in parked)
     assert all(g.labels == {} for g in snap.goroutines if g not in parked)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_dumps_never_escape_as_other_errors(seed: int) -> None:
+    """Fuzzing with real material: random cuts, flips, dropped and repeated lines of real
+    dumps and tracebacks give Snapshots or an InputError, nothing else."""
+    import random
+
+    rng = random.Random(seed)
+    sources = [debug2("sendaftertimeout", "1.27"), crash_traceback("1.21", "system"),
+               sigquit_traceback("1.27", "system", "tracebackancestors=5")]
+    for _ in range(150):
+        lines = rng.choice(sources).split(b"\n")
+        for _ in range(rng.randint(1, 4)):
+            k = rng.randrange(len(lines))
+            action = rng.randrange(4)
+            if action == 0:
+                del lines[k]
+            elif action == 1:
+                lines.insert(k, lines[rng.randrange(len(lines))])
+            elif action == 2 and lines[k]:
+                j = rng.randrange(len(lines[k]))
+                lines[k] = lines[k][:j] + bytes([rng.randrange(256)]) + lines[k][j + 1 :]
+            else:
+                lines[k] = lines[k][: rng.randrange(len(lines[k]) + 1)]
+        data = b"\n".join(lines)
+        try:
+            snaps = parse_dump(data, "fuzz.txt")
+        except InputError as e:
+            assert str(e).startswith("fuzz.txt: line ") and "\n" not in str(e)
+        else:
+            assert snaps and all(s.goroutines for s in snaps)
