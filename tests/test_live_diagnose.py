@@ -144,6 +144,16 @@ def test_keep_then_diagnose_the_bundle_offline(tmp_path: Path) -> None:
     assert [(f["verdict"], f["category"], f["goroutines"]) for f in offline["findings"]] == \
         [(f["verdict"], f["category"], f["goroutines"]) for f in live["findings"]]
     assert offline["target"] == live["target"]
+    # A damaged file inside a bundle is skipped with a note naming it; the rest is used.
+    victim = bundle.path(bundle.select("goroutine", "proto")[2])
+    victim.write_bytes(victim.read_bytes()[:40])
+    out = subprocess.run([sys.executable, "-m", "gopark", "diagnose", str(kept), "--format",
+                          "json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    damaged = json.loads(out.stdout)
+    assert any(n.startswith("skipped ") and victim.name in n for n in damaged["notes"])
+    assert damaged["window"]["snapshots"] == offline["window"]["snapshots"] - 1
+    assert damaged["findings"][0]["verdict"] == "confirmed"
 
 
 def test_target_killed_mid_collection_gives_a_partial_diagnosis(tmp_path: Path) -> None:
