@@ -26,15 +26,13 @@ __all__ = ["__version__", "diagnose", "inventory", "load"]
 
 
 def load(paths: Iterable[str | Path]) -> list[Snapshot | Profile | Path]:
-    """Read dumps and profiles (format sniffed from the bytes) into model objects; inputs
-    no parser turns into objects (e.g. execution traces) come back as paths.
+    """Read dumps and profiles (format sniffed from the bytes) and bundle folders (gopark
+    collect) into model objects; inputs no parser turns into objects (e.g. execution
+    traces) come back as paths.
     Raises gopark.errors.InputError naming the file and the place when one is unreadable."""
-    from gopark.formats.load import load_path
+    from gopark.inputs import load_inputs
 
-    out: list[Snapshot | Profile | Path] = []
-    for p in paths:
-        out.extend(load_path(Path(p)))
-    return out
+    return load_inputs(paths).items
 
 
 def inventory(snapshot: Snapshot | Profile, similarity: str = "user") -> Inventory:
