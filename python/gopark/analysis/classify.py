@@ -73,8 +73,6 @@ BLOCKING = frozenset({"chan-send", "chan-recv", "select", "nil-chan", "mutex", "
 READ_LOOP = "net/http.(*persistConn).readLoop"
 WRITE_LOOP = "net/http.(*persistConn).writeLoop"
 
-SourceLookup = Callable[[Frame], "str | None"]
-"""Returns the source text of a frame's line when the file is readable, else None."""
 SourceBlock = Callable[[Frame, int], "list[str]"]
 """Returns up to n source lines starting at a frame's line (for select blocks)."""
 

@@ -92,8 +92,8 @@ def touchers(addresses: set[int], waiting: set[int], goroutines: Iterable[Gorout
         hit = _touch(g, addresses, lowest, near)
         if hit is not None:
             found.append(Toucher(g.id, g.state, g.wait_minutes, hit[0], hit[1], hit[2]))
-    exact_first: list[Toucher] = sorted(found, key=lambda t: (t.offset, t.goroutine_id or 0))
-    return exact_first
+    # exact matches first, then the nearest embedding structs
+    return sorted(found, key=lambda t: (t.offset, t.goroutine_id or 0))
 
 
 def _touch(g: Goroutine, addresses: set[int], lowest: int, near: bool

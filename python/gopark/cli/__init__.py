@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `gopark` script; returns the exit code (0 ran, 1 check failed, 2 error)."""
+    """Entry point of the `gopark` script; returns the exit code (0 ran, 1 check failed,
+    2 error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -73,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("gopark: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        # the reader went away (`| head`): point stdout at /dev/null so the flush at exit
+        # does not fail again and turn a finished run into exit 1
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
