@@ -77,12 +77,25 @@ def test_terminal_shows_progress_and_time_left(target: GoProcess, tmp_path: Path
     assert "collecting" in text and re.search(r"\d+s left", text), text[-2000:]
 
 
+def wait_for_snapshots(bundle: Path, n: int, timeout: float = 30) -> None:
+    """Until the bundle being written lists n goroutine snapshots (the machine may be slow)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(open_bundle(bundle).snapshots) >= n:
+                return
+        except GoparkError:
+            pass  # not created yet
+        time.sleep(0.1)
+    raise AssertionError(f"{bundle}: fewer than {n} snapshots after {timeout} s")
+
+
 def test_ctrl_c_keeps_what_is_done(target: GoProcess, tmp_path: Path) -> None:
     out = tmp_path / "b"
     proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(out), "--duration", "60s",
                              "--interval", "200ms"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    wait_for_snapshots(out, 3)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 130
@@ -138,7 +151,7 @@ def test_bundle_valid_even_when_gopark_is_killed(target: GoProcess, tmp_path: Pa
     out = tmp_path / "b"
     proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(out), "--duration", "60s",
                              "--interval", "200ms", "--quiet"])
-    time.sleep(2.0)
+    wait_for_snapshots(out, 3)
     proc.kill()
     proc.wait(timeout=10)
     b = open_bundle(out)  # the manifest on disk always describes whole files

@@ -9,13 +9,20 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import gofixtures
 import pytest
-from gopark.collect import Bundle, ClientOptions, CollectOptions, collect_bundle, open_bundle
+from gopark.collect import (
+    Bundle,
+    BundleFile,
+    ClientOptions,
+    CollectOptions,
+    ProgressEvent,
+    collect_bundle,
+    open_bundle,
+)
 from gopark.errors import CollectError
 
 
@@ -36,17 +43,26 @@ def assert_valid(b: Bundle) -> Bundle:
 
 def test_target_killed_mid_collection_leaves_partial_bundle(tmp_path: Path) -> None:
     with gofixtures.run("sendaftertimeout", "1.27", ["-n", "20", "-rate", "20"]) as p:
-        threading.Timer(1.2, p.stop).start()
-        began = time.monotonic()
+        snapshots_seen: list[BundleFile] = []
+        killed_at: list[float] = []
+
+        def kill_after_three_snapshots(e: ProgressEvent) -> None:
+            if e.what == "file" and e.file is not None and e.file.phase == "interval":
+                snapshots_seen.append(e.file)
+                if len(snapshots_seen) == 3:
+                    p.stop()  # SIGKILL, as a crash or the OOM killer would
+                    killed_at.append(time.monotonic())
+
         b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
-            interval=0.25, duration=30, client=ClientOptions(timeout=2)))
-        took = time.monotonic() - began
-    assert took < 12, took  # three unanswered requests (with their retries), not 30 s
+            interval=0.25, duration=30, client=ClientOptions(timeout=2)),
+            progress=kill_after_three_snapshots)
+        took = time.monotonic() - killed_at[0]
+    assert took < 10, took  # three unanswered requests (with their retries), not 30 s
     b = assert_valid(b)
     assert b.status == "target-lost"
     assert any(n.startswith("target stopped answering") for n in b.notes)
     snaps = b.select("goroutine", "proto")
-    assert len(snaps) >= 3  # start, and a few intervals before the kill
+    assert len(snaps) == 4  # start, and three intervals before the kill
     assert b.select("goroutine", "debug2") and b.select("heap", "proto")
     assert all("connect" in (f.error or "") for f in b.errors), b.errors
     assert len(b.errors) >= 3
