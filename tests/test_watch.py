@@ -130,3 +130,20 @@ def test_interval_stretches_on_a_big_target() -> None:
     assert took >= sum(waits[:2])  # it did wait that long between refreshes
     assert "stretched" not in fast.stdout
     assert re.search(r"goroutines 20,0\d\d", out.stdout)
+
+
+def test_target_dying_mid_watch_is_reported_not_fatal() -> None:
+    with gofixtures.run("sendaftertimeout", "1.24", ["-n", "10", "-rate", "20"]) as p:
+        proc = subprocess.Popen([*WATCH, p.base_url, "--interval", "0.3s", "--iterations", "8",
+                                 "--timeout", "2s"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        for _ in range(2):  # two refreshes while it lives
+            while " goroutines " not in proc.stdout.readline():
+                pass
+        p.stop()
+        rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert re.search(r"error: .*(connect|refused|closed)", rest)
+    assert re.search(r"\(\d+ snapshots, \d+ failed requests\)", rest)

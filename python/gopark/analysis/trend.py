@@ -7,7 +7,8 @@ The statistics are deliberately robust and small, because a collection has few p
   outlier snapshot cannot tilt it;
 * monotonic growth: the Mann–Kendall test (one-sided, normal approximation with the
   tie correction) — "did it go up across the window, not just between two points";
-* steady band: the seed's rule — a healthy total stays within ±5% of its median.
+* steady band: the seed's rule — a healthy total stays within ±5% of its median (±2
+  goroutines for small totals).
 
 A group's *shape* is one of ``growing``, ``drained`` (rose, then fell back: a burst),
 ``stable``, ``shrinking``, ``new`` or ``fluctuating``. Its *verdict* adds
@@ -104,14 +105,20 @@ def keeps_rising(values: Sequence[float]) -> bool:
     return mann_kendall(values).increasing
 
 
-def within_band(values: Sequence[float], band: float = STEADY_BAND) -> bool:
-    """True when every value is within ±band of the series' median (the seed's steady rule)."""
+STEADY_SLACK = 2
+"""Goroutines a small total may move and still be steady: at 4 goroutines, ±5% is less
+than one, and a request in flight when a snapshot is taken adds one or two."""
+
+
+def within_band(values: Sequence[float], band: float = STEADY_BAND,
+                slack: float = STEADY_SLACK) -> bool:
+    """True when every value is within ±band of the series' median (the seed's steady
+    rule), or within ±slack of it for small counts."""
     if not values:
         return True
     mid = median(values)
-    if mid == 0:
-        return all(v == 0 for v in values)
-    return all(abs(v - mid) <= band * mid for v in values)
+    tolerance = max(band * mid, slack)
+    return all(abs(v - mid) <= tolerance for v in values)
 
 
 # ---------------------------------------------------------------------------------------
