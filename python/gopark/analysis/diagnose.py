@@ -119,7 +119,8 @@ def _step1(ctx: Context) -> list[Finding]:
     if primary.form != "debug2":
         ctx.notes.append(f"no debug=2 dump: {primary.form} form has no goroutine ids, "
                          "creators, wait times or arguments (lock holders)")
-    hints = _category_hints(dumps + leak_dumps, ctx.source)
+    # profile stacks carry no wait reason: learn categories from any dump given with them
+    hints = _category_hints(dumps + leak_dumps, ctx.source) if primary.form != "debug2" else {}
     inv = inventory(primary, "user", source=ctx.source, category_hints=hints)
     ctx.inventory = inv
     leaked_keys = _leaked_keys(ctx.leak_snapshots, primary)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from gopark.analysis import classify
 from gopark.model import Frame, Goroutine
@@ -86,26 +87,37 @@ def touchers(addresses: set[int], waiting: set[int], goroutines: Iterable[Gorout
     if not addresses:
         return found
     lowest = min(addresses) - NEAR_BYTES
+    # A substring test is much cheaper than parsing every argument list; with many
+    # addresses parsing wins.
+    hexes = [f"{a:#x}" for a in addresses] if len(addresses) <= 16 else None
     for g in goroutines:
-        if g.id in waiting:
+        if g.id in waiting or not g.args:
             continue
-        hit = _touch(g, addresses, lowest, near)
+        hit = _touch(g, addresses, hexes, lowest, near)
         if hit is not None:
             found.append(Toucher(g.id, g.state, g.wait_minutes, hit[0], hit[1], hit[2]))
     # exact matches first, then the nearest embedding structs
     return sorted(found, key=lambda t: (t.offset, t.goroutine_id or 0))
 
 
-def _touch(g: Goroutine, addresses: set[int], lowest: int, near: bool
-           ) -> tuple[Frame, int, int] | None:
+@lru_cache(maxsize=1 << 14)
+def _user_method(function: str) -> bool:
+    return "(*" in function and not classify.is_stdlib(function)
+
+
+def _touch(g: Goroutine, addresses: set[int], hexes: list[str] | None, lowest: int,
+           near: bool) -> tuple[Frame, int, int] | None:
     best: tuple[Frame, int, int] | None = None
     for frame, args in zip(g.frames, g.args, strict=False):
-        ptrs = pointers(args)
-        for p in ptrs:
-            if p in addresses:
-                return frame, p, 0
-        if near and ptrs and "(*" in frame.function and not classify.is_stdlib(frame.function):
-            receiver = ptrs[0]
+        if len(args) < 7:  # "", "...", "0x1": no pointer here
+            continue
+        if hexes is None or any(h in args for h in hexes):
+            for p in pointers(args):
+                if p in addresses:
+                    return frame, p, 0
+        if near and _user_method(frame.function):
+            ptrs = pointers(args)
+            receiver = ptrs[0] if ptrs else 0
             if receiver >= lowest:
                 for a in addresses:
                     if 0 < a - receiver <= NEAR_BYTES and (best is None or a - receiver < best[2]):
@@ -118,7 +130,18 @@ def lock_holders(members: Sequence[Goroutine], everyone: Iterable[Goroutine]) ->
     arguments while they are not waiting for it themselves."""
     addresses = {a for a in (lock_address(g) for g in members) if a is not None}
     everyone = list(everyone)
-    waiting = {g.id for g in everyone if g.id is not None and lock_address(g) in addresses}
+    waiting = {g.id for g in members if g.id is not None}
+    # Others may wait for the same lock from another site. Frames tuples are shared
+    # between goroutines with the same stack: test each tuple once.
+    has_lock: dict[int, bool] = {}
+    for g in everyone:
+        if g.id is None or g.id in waiting:
+            continue
+        key = id(g.frames)
+        if key not in has_lock:
+            has_lock[key] = any(f.function in LOCK_FRAMES for f in g.frames)
+        if has_lock[key] and lock_address(g) in addresses:
+            waiting.add(g.id)
     return touchers(addresses, waiting, everyone, near=True)
 
 

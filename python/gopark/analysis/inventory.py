@@ -167,31 +167,44 @@ def _make_group(sig: tuple[str, ...], members: list[Goroutine], similarity: str,
                 all_leaked: bool = False) -> Group:
     first = members[0]
     frames = first.frames
+    # One pass over the members (a group may hold 100,000 goroutines).
     states: Counter[str] = Counter()
+    creators: Counter[int] = Counter()  # by id(Frame): parsers intern frames
+    creator_frames: dict[int, Frame] = {}
+    ids: list[int] = []
+    creator_ids: set[int] = set()
+    count = leaked = 0
+    wait_lo, wait_hi = 1 << 62, -1
     for g in members:
+        count += g.count
         if g.state:
             states[g.state] += g.count
+        if g.leaked or all_leaked:
+            leaked += g.count
+        if g.id is not None:
+            ids.append(g.id)
+            wait_lo, wait_hi = min(wait_lo, g.wait_minutes), max(wait_hi, g.wait_minutes)
+        if g.created_by is not None:
+            creators[id(g.created_by)] += 1
+            creator_frames[id(g.created_by)] = g.created_by
+        if g.creator_id is not None:
+            creator_ids.add(g.creator_id)
     state = max(states, key=lambda s: states[s]) if states else ""
     category = classify.categorize(state, frames, reader.block)
     if hints and category == "unknown" and not state:
-        user_key = key_of(signature(frames, "user"), "user")
-        category = hints.get(user_key, category)
-    count = sum(g.count for g in members)
-    waits = [g.wait_minutes for g in members]
-    has_waits = any(g.id is not None for g in members)
-    creators = Counter(g.created_by for g in members if g.created_by is not None)
+        category = hints.get(key_of(signature(frames, "user"), "user"), category)
+    parked_states = {s for s in states if classify.is_parked(s, category)}
+    parked = sum(n for s, n in states.items() if s in parked_states)
+    if not state and classify.is_parked("", category):
+        parked = count  # profile stacks: no states, the category decides
     loc = classify.location(frames)
     group = Group(
         key=key_of(sig, similarity), signature=sig, count=count, category=category,
-        stack=frames, location=loc, states={s: n for s, n in states.items() if n},
-        wait_minutes=(min(waits), max(waits)) if has_waits else None,
-        created_by=creators.most_common(1)[0][0] if creators else None,
-        goroutine_ids=sorted(g.id for g in members if g.id is not None),
-        creator_ids={g.creator_id for g in members if g.creator_id is not None},
-        leaked=sum(g.count for g in members if g.leaked or all_leaked),
-        parked=sum(g.count for g in members if classify.is_parked(g.state, category)),
-        source_line=reader.line(loc) if loc is not None else None,
-        members=members,
+        stack=frames, location=loc, states=dict(states),
+        wait_minutes=(wait_lo, wait_hi) if ids else None,
+        created_by=creator_frames[creators.most_common(1)[0][0]] if creators else None,
+        goroutine_ids=sorted(ids), creator_ids=creator_ids, leaked=leaked, parked=parked,
+        source_line=reader.line(loc) if loc is not None else None, members=members,
     )
     group.benign = classify.benign_shape(frames, category, group.created_by, first.id)
     return group
