@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gofixtures
 import pytest
 from gopark.cli import main
 from leakcaptures import N, capture
@@ -101,3 +102,17 @@ def test_damaged_dump_via_subprocess(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert str(cut) in out.stderr
+
+
+def test_bundle_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle from `gopark collect` shows its last full dump."""
+    bundle = tmp_path / "bundle"
+    with gofixtures.run("sendaftertimeout", "1.24", ["-n", str(N)]) as p:
+        assert main(["collect", p.base_url, "-o", str(bundle), "--duration", "2s",
+                     "--interval", "1s"]) == 0
+    capsys.readouterr()
+    doc = run_json(capsys, str(bundle))
+    [inv] = doc["inventories"]
+    assert inv["form"] == "debug2"
+    top = inv["groups"][0]
+    assert (top["count"], top["category"]) == (N, "chan-send")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from gopark import load
 from gopark.analysis.inventory import SIMILARITIES, filter_goroutines, inventory
 from gopark.analysis.source import SourceReader
 from gopark.errors import GoparkError
@@ -21,6 +21,7 @@ goroutine profile (debug=1 text, protobuf) by stack, with each group's category,
 wait minutes, location, creator and whether it is a known idle shape.
 
   gopark goroutines dump.txt
+  gopark goroutines bundle/                        # a bundle's last full dump
   gopark goroutines goroutine.pb.gz --filter function=main.fetch --format json
   gopark goroutines dump.txt --filter state="chan send" --filter min-wait=5
 """
@@ -30,7 +31,8 @@ FILTER_KEYS = ("function", "state", "min-wait", "category")
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark goroutines`."""
-    parser.add_argument("files", nargs="+", metavar="FILE", help="dumps or goroutine profiles")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="dumps, goroutine profiles or bundle folders (gopark collect)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--similarity", choices=SIMILARITIES, default="user",
                         help="user: runtime/stdlib frames folded (default); functions: "
@@ -58,11 +60,28 @@ def parse_filters(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _load(path: str) -> list[object]:
+    if Path(path).is_dir():
+        from gopark.inputs import load_inputs  # bundles only: collection code loads slowly
+
+        return list(load_inputs([path]).items)
+    from gopark.formats.load import load_path
+
+    return list(load_path(path))
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the inventory of every goroutine snapshot among the files."""
     filters = parse_filters(args.filter)
-    # goroutine profiles load as snapshots; other profiles and traces have no goroutines
-    snapshots = [i for i in load(args.files) if isinstance(i, Snapshot)]
+    snapshots: list[Snapshot] = []
+    for path in args.files:
+        # goroutine profiles load as snapshots; other profiles and traces have no goroutines
+        found = [i for i in _load(path) if isinstance(i, Snapshot)]
+        if Path(path).is_dir() and found:
+            # a bundle holds a series: show its last full dump (else its last snapshot)
+            dumps = [s for s in found if s.form == "debug2" and s.profile == "goroutine"]
+            found = [(dumps or found)[-1]]
+        snapshots += found
     if not snapshots:
         raise GoparkError(f"no goroutine dump or goroutine profile in {' '.join(args.files)}")
     reader = SourceReader()
