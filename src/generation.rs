@@ -52,9 +52,9 @@ pub struct Generation {
     pub freq: f64,
     pub clock: Option<ClockSnapshot>,
     /// Local string ID -> catalog string ID.
-    pub strings: IdMap<u64, u32>,
+    pub strings: LocalIds,
     /// Local stack ID -> catalog stack ID.
-    pub stacks: IdMap<u64, u32>,
+    pub stacks: LocalIds,
     /// File offsets [start, end) of the generation's bytes.
     pub start_offset: u64,
     pub end_offset: u64,
@@ -73,6 +73,44 @@ impl Generation {
 #[inline]
 pub fn ticks_to_ns(freq: f64, t: u64) -> i64 {
     (t as f64 * freq) as i64
+}
+
+/// A generation's local IDs mapped to catalog IDs: a dense array for the usual small
+/// IDs (looked up for every event), a hash map for the odd large one.
+#[derive(Debug, Default)]
+pub struct LocalIds {
+    dense: Vec<u32>,
+    sparse: IdMap<u64, u32>,
+}
+
+/// IDs below this go in the dense array (4 MiB at most).
+const DENSE_IDS: u64 = 1 << 20;
+const ABSENT: u32 = u32::MAX;
+
+impl LocalIds {
+    pub fn insert(&mut self, id: u64, global: u32) {
+        if id < DENSE_IDS {
+            let i = id as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, ABSENT);
+            }
+            self.dense[i] = global;
+        } else {
+            self.sparse.insert(id, global);
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<u32> {
+        if id < DENSE_IDS {
+            match self.dense.get(id as usize) {
+                Some(&g) if g != ABSENT => Some(g),
+                _ => None,
+            }
+        } else {
+            self.sparse.get(&id).copied()
+        }
+    }
 }
 
 /// Raw tables collected while reading, resolved into the catalog at the end.
@@ -130,8 +168,8 @@ impl<R: Read> GenerationReader<R> {
             min_ts: 0,
             freq: 0.0,
             clock: None,
-            strings: IdMap::default(),
-            stacks: IdMap::default(),
+            strings: LocalIds::default(),
+            stacks: LocalIds::default(),
             start_offset,
             end_offset: start_offset,
             experimental_bytes: 0,
@@ -501,7 +539,7 @@ fn resolve_tables(g: &mut Generation, t: RawTables, catalog: &mut Catalog) -> Re
         if id == 0 {
             return Ok(0);
         }
-        g.strings.get(&id).copied().ok_or_else(|| {
+        g.strings.get(id).ok_or_else(|| {
             TraceError::new(
                 ErrorKind::Malformed,
                 at,

@@ -254,7 +254,9 @@ impl Ordering {
             None => Ok(false),
             Some(new) => {
                 if m != NONE_ID {
-                    self.ms.insert(m, MState { g: new.g, p: new.p });
+                    let s = self.ms.entry(m).or_insert(MState { g: NONE_ID, p: NONE_ID });
+                    s.g = new.g;
+                    s.p = new.p;
                 }
                 Ok(true)
             }
@@ -980,16 +982,17 @@ impl Ordering {
     ) -> std::result::Result<Event, String> {
         let t = raw.typ;
         let a = &raw.args;
-        for &i in spec::stack_args(t) {
-            lookup_stack(g, a[i], t)?;
+        // Every stack and string ID must exist; the first stack is the event's own.
+        let mut stack = 0;
+        for (k, &i) in spec::stack_args(t).iter().enumerate() {
+            let s = lookup_stack(g, a[i], t)?;
+            if k == 0 {
+                stack = s;
+            }
         }
         for &i in spec::string_args(t) {
             lookup_string(g, a[i], t)?;
         }
-        let stack = match spec::stack_arg(t) {
-            Some(i) => lookup_stack(g, a[i], t)?,
-            None => 0,
-        };
         let mut e = Event {
             time: raw.time,
             typ: t,
@@ -999,7 +1002,7 @@ impl Ordering {
             stack,
             ..Event::default()
         };
-        let str_arg = |i: usize| g.strings.get(&a[i]).copied().unwrap_or(0);
+        let str_arg = |i: usize| g.strings.get(a[i]).unwrap_or(0);
         let go = |e: &mut Event, id: i64, from: u8, to: u8| {
             e.kind = kind::STATE_TRANSITION;
             e.scope = scope::GOROUTINE;
@@ -1172,8 +1175,7 @@ fn lookup_stack(g: &Generation, id: u64, typ: u8) -> std::result::Result<u32, St
         return Ok(0);
     }
     g.stacks
-        .get(&id)
-        .copied()
+        .get(id)
         .ok_or_else(|| format!("found invalid stack ID {id} for event {}", spec::name(typ)))
 }
 
@@ -1182,8 +1184,7 @@ fn lookup_string(g: &Generation, id: u64, typ: u8) -> std::result::Result<u32, S
         return Ok(0);
     }
     g.strings
-        .get(&id)
-        .copied()
+        .get(id)
         .ok_or_else(|| format!("found invalid string ID {id} for event {}", spec::name(typ)))
 }
 
@@ -1331,15 +1332,15 @@ impl Orderer {
     }
 
     /// Stamp `e` with a time strictly after the previous event and append it.
-    fn emit(&mut self, mut e: Event, out: &mut Vec<Event>) {
+    fn emit(&mut self, mut e: Event, out: &mut impl FnMut(&Event)) {
         if e.time <= self.last_time {
             e.time = self.last_time.wrapping_add(1);
         }
         self.last_time = e.time;
-        out.push(e);
+        out(&e);
     }
 
-    fn sync(&mut self, time: i64, genno: u64, out: &mut Vec<Event>) {
+    fn sync(&mut self, time: i64, genno: u64, out: &mut impl FnMut(&Event)) {
         self.syncs += 1;
         let e = Event {
             time,
@@ -1356,7 +1357,7 @@ impl Orderer {
     }
 
     /// The final Sync that closes the stream.
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, out: &mut impl FnMut(&Event)) {
         let t = self.last_time;
         self.sync(t, 0, out);
     }
@@ -1366,12 +1367,12 @@ impl Orderer {
         self.last_time
     }
 
-    /// Order generation `g`, appending its events (starting with its Sync) to `out`.
+    /// Order generation `g`, passing its events (starting with its Sync) to `out`.
     pub fn generation(
         &mut self,
         g: &Generation,
         cat: &mut Catalog,
-        out: &mut Vec<Event>,
+        out: &mut impl FnMut(&Event),
     ) -> Result<()> {
         let v = self.version;
         self.sync(g.ticks_to_ns(g.min_ts), g.genno, out);

@@ -79,15 +79,21 @@ impl<R: Read> TraceReader<R> {
 
     /// Append the next generation's ordered events to `out` (and feed the summary).
     /// Returns Ok(false) once the trace is done (the closing Sync is appended then).
-    /// After an error, the reader stays stopped; what was read before stays valid.
+    /// At damage, the events ordered before it are kept and the error is returned;
+    /// after that the reader stays stopped.
     pub fn next_generation(&mut self, out: &mut Vec<Event>) -> Result<bool> {
+        self.next_generation_with(&mut |e: &Event| out.push(*e))
+    }
+
+    /// Like `next_generation`, but hands each event to `sink` instead of keeping it.
+    pub fn next_generation_with(&mut self, sink: &mut impl FnMut(&Event)) -> Result<bool> {
         if self.done {
             return match &self.error {
                 Some(e) => Err(e.clone()),
                 None => Ok(false),
             };
         }
-        match self.read_one(out) {
+        match self.read_one(sink) {
             Ok(more) => Ok(more),
             Err(e) => {
                 self.done = true;
@@ -97,36 +103,35 @@ impl<R: Read> TraceReader<R> {
         }
     }
 
-    fn read_one(&mut self, out: &mut Vec<Event>) -> Result<bool> {
+    fn read_one(&mut self, sink: &mut impl FnMut(&Event)) -> Result<bool> {
+        let summary = &mut self.summary;
+        let mut count = 0usize;
+        let mut first_time = 0i64;
+        let mut out = |e: &Event| {
+            if count == 0 {
+                first_time = e.time;
+            }
+            count += 1;
+            summary.event(e);
+            sink(e);
+        };
         let g = match self.gens.next_generation(&mut self.catalog)? {
             Some(g) => g,
             None => {
                 self.done = true;
-                let start = out.len();
-                self.orderer.finish(out);
-                for e in &out[start..] {
-                    self.summary.event(e);
-                }
+                self.orderer.finish(&mut out);
                 return Ok(false);
             }
         };
-        let start = out.len();
-        let res = self.orderer.generation(&g, &mut self.catalog, out);
-        if let Err(e) = res {
-            out.truncate(start);
-            return Err(e);
-        }
-        for e in &out[start..] {
-            self.summary.event(e);
-        }
+        self.orderer.generation(&g, &mut self.catalog, &mut out)?;
         self.generations.push(GenerationInfo {
             genno: g.genno,
             start_offset: g.start_offset,
             end_offset: g.end_offset,
-            start_time: out[start].time,
+            start_time: first_time,
             ns_per_tick: g.freq,
             clock: g.clock,
-            events: out.len() - start,
+            events: count,
             experimental_bytes: g.experimental_bytes,
         });
         Ok(true)
@@ -135,15 +140,11 @@ impl<R: Read> TraceReader<R> {
     /// Read everything left, keeping only the summary. Stops at the first error
     /// (recorded in `self.error`); returns the number of events read.
     pub fn drain(&mut self) -> u64 {
-        let mut buf = Vec::new();
-        let mut n = 0;
+        let mut n = 0u64;
         loop {
-            buf.clear();
-            let more = self.next_generation(&mut buf);
-            n += buf.len() as u64;
-            match more {
-                Ok(true) => {}
-                _ => return n,
+            let more = self.next_generation_with(&mut |_: &Event| n += 1);
+            if !matches!(more, Ok(true)) {
+                return n;
             }
         }
     }
