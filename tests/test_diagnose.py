@@ -14,7 +14,7 @@ from gopark.analysis import diagnose as diag
 from gopark.analysis.findings import Finding
 from gopark.analysis.inventory import Group, inventory
 from gopark.analysis.suspects import DEFAULT_THRESHOLD, is_suspect, weight
-from gopark.formats.load import load_path
+from gopark.formats.load import load_bytes, load_path
 from gopark.report.json import diagnosis_json
 from leakcaptures import HEALTHY, LEAKY, VERSIONS, N, capture, source_line_number
 
@@ -214,3 +214,26 @@ def test_wait_age_and_creator_spread_weigh() -> None:
 def leak_group_of(cap: object) -> Group:
     inv = inventory(cap.snapshot("debug2"))  # type: ignore[attr-defined]
     return inv.groups[0]
+
+
+@pytest.mark.parametrize("version", ["1.21", "1.27"])
+def test_burst_in_progress_is_not_a_suspect(version: str) -> None:
+    """200 requests wait on a slow dependency whose goroutines (their children) are still
+    sleeping: one snapshot of a burst that will drain, not a leak."""
+    with gofixtures.run("burstdrains", version, ["-n", str(N), "-hold", "60s"]) as p:
+        dump = gofixtures.fetch(p, "goroutine?debug=2")
+    [snap] = load_bytes(dump, "burstdrains")
+    d = diag.diagnose([snap])
+    assert serious(d.findings) == []
+    [burst] = [f for f in d.findings if f.location and f.location.function == "main.handle"]
+    assert burst.verdict == "benign" and burst.goroutines == N
+    assert "burst in progress" in burst.title
+
+
+@pytest.mark.parametrize("version", ["1.21", "1.27"])
+def test_healthy_service_under_load_has_no_suspect(version: str) -> None:
+    with gofixtures.run("healthyservice", version, ["-n", str(N), "-rate", "500"]) as p:
+        dumps = [gofixtures.fetch(p, "goroutine?debug=2"), gofixtures.fetch(p, "goroutine")]
+    for data in dumps:
+        d = diag.diagnose(load_bytes(data, "healthyservice"))
+        assert serious(d.findings) == []

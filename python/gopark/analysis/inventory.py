@@ -146,6 +146,7 @@ def inventory(snapshot: Snapshot, similarity: str = "user", *,
     groups = [_make_group(sig, members, similarity, reader, category_hints, all_leaked)
               for sig, members in buckets.items()]
     _mark_http_pairs(groups)
+    _mark_waiting_on_working_children(groups, snapshot)
     _mark_pools(groups)
     _mark_background_loops(groups)
     groups.sort(key=lambda gr: (-gr.count, gr.signature))
@@ -223,6 +224,28 @@ def _mark_http_pairs(groups: Iterable[Group]) -> None:
                 g.benign = None
             else:
                 g.benign = "idle keep-alive HTTP client connection (write loop)"
+
+
+WORKING = frozenset({"running", "runnable", "sleep", "syscall"})
+"""States of a goroutine that is making progress (or will, by itself)."""
+
+
+def _mark_waiting_on_working_children(groups: Iterable[Group], snapshot: Snapshot) -> None:
+    """Goroutines waiting on a channel for goroutines they started that are still working
+    (e.g. a burst of requests waiting on a slow dependency): they will be woken. Only
+    debug=2 dumps say who created whom."""
+    working_parents = {g.creator_id for g in snapshot.goroutines
+                       if g.creator_id is not None and g.state in WORKING}
+    if not working_parents:
+        return
+    for g in groups:
+        if g.benign is not None or g.leaked or g.category not in ("chan-recv", "select") \
+                or not g.goroutine_ids:
+            continue
+        waiting = sum(1 for i in g.goroutine_ids if i in working_parents)
+        if waiting >= 0.9 * len(g.goroutine_ids):
+            g.benign = ("waiting for goroutines they started, which are still working "
+                        "(a burst in progress, not a leak yet)")
 
 
 POOL_MAX = 256
