@@ -135,8 +135,8 @@ def test_endless_body_capped_without_holding_it_in_memory(tmp_path: Path) -> Non
     result = json.loads(out.stdout)
     # Four heap requests (proto and debug=1, at start and end), each cut at 64 MiB.
     assert result["errors"] == ["response larger than the 64 MiB cap; aborted"] * 4, result
-    assert result["status"] == "complete"
+    assert result["status"] == "complete", result
     # The whole process stayed below the size of one capped body.
     assert result["maxrss_kib"] < 60 * 1024, result["maxrss_kib"]
     b = assert_valid(open_bundle(tmp_path / "b"))
-    assert not b.select("heap") and len(b.select("goroutine", "debug2")) == 2
+    assert not b.select("heap") and len(b.select("goroutine", "debug2")) == 2, b.files
