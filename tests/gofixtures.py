@@ -65,9 +65,13 @@ def goroot(short: str) -> Path:
     return go_binary(short).parent.parent
 
 
-def _sources_hash() -> str:
+def _sources_hash(name: str) -> str:
+    """Hash of what program `name` is built from: its folder, the shared harness, go.mod/go.sum."""
     h = hashlib.sha256()
-    for p in sorted(GOPROGRAMS.rglob("*")):
+    parts = [GOPROGRAMS / name, GOPROGRAMS / "harness"]
+    files = [p for part in parts for p in sorted(part.rglob("*"))]
+    files += [GOPROGRAMS / "go.mod", GOPROGRAMS / "go.sum"]
+    for p in files:
         if p.is_file() and p.suffix in (".go", ".mod", ".sum"):
             h.update(str(p.relative_to(GOPROGRAMS)).encode())
             h.update(p.read_bytes())
@@ -78,7 +82,7 @@ def program(name: str, short: str = "1.27", experiment: str = "") -> Path:
     """Build tests/goprograms/<name> with Go `short`; cached. `experiment` sets GOEXPERIMENT."""
     go = go_binary(short)
     tag = f"{name}-go{GO_VERSIONS[short]}" + (f"-{experiment}" if experiment else "")
-    out = CACHE / "bin" / _sources_hash() / tag
+    out = CACHE / "bin" / _sources_hash(name) / tag
     if out.exists():
         return out
     env = {"GOCACHE": str(CACHE / "gocache"), "GOPATH": str(CACHE / "gopath")}
