@@ -140,10 +140,10 @@ def test_burst_drains_and_pool_is_stable() -> None:
     assert handle.shape == "drained" and handle.verdict == "benign"
     assert not [g for g in report.groups if g.verdict in ("proven", "confirmed", "suspected")]
 
-    pool = _series("healthypool", "1.24", ["-n", "0", "-rate", "50"], ["proto"] * 5)
+    pool = _series("healthypool", "1.24", ["-n", "0", "-rate", "10"], ["proto"] * 5)
     report = analyze(pool, user_key)
     worker = next(g for g in report.groups if g.location and g.location.function == "main.worker")
     # 16 workers; one may be busy with a job (sleeping elsewhere) when a snapshot is taken.
-    assert all(13 <= c <= 16 for c in worker.counts) and max(worker.counts) == 16
+    assert all(14 <= c <= 16 for c in worker.counts) and max(worker.counts) == 16, worker.counts
     assert worker.shape == "stable" and worker.verdict == "benign"
     assert report.steady
