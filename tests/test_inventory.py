@@ -17,6 +17,8 @@ import pytest
 from gopark.analysis import classify
 from gopark.analysis.inventory import Group, Inventory, inventory, key_of, signature
 from gopark.analysis.source import SourceReader
+from gopark.formats.load import load_bytes
+from gopark.model import Snapshot
 from leakcaptures import HEALTHY, LEAKY, VERSIONS, N, capture, source_line_number
 
 FORMS = ("debug2", "debug1", "proto")
@@ -281,3 +283,14 @@ def test_key_is_stable() -> None:
     again = leak_group(inventory(capture("sendaftertimeout", "1.24").snapshot("proto")),
                        "sendaftertimeout")
     assert again.key == g.key
+
+
+def test_labelled_request_code_is_not_taken_for_the_pprof_handler() -> None:
+    # pprof.Do wraps the user's own code: its parked goroutines must not be called benign.
+    with gofixtures.run("labeledwork", "1.27", ["-n", "40"]) as p:
+        text = gofixtures.fetch(p, "goroutine?debug=2")
+    snaps = [s for s in load_bytes(text, "labeledwork.d2") if isinstance(s, Snapshot)]
+    groups = [g for g in inventory(snaps[0]).groups
+              if g.location and g.location.function == "main.work"]
+    assert groups and sum(g.count for g in groups) >= 10
+    assert all(g.benign is None for g in groups), [g.benign for g in groups]

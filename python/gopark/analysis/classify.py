@@ -227,6 +227,19 @@ def is_parked(state: str, category: str) -> bool:
     return category not in ("unknown", "syscall")
 
 
+# Frames of pprof writing a profile (the request gopark itself makes). Not all of
+# runtime/pprof: pprof.Do wraps the user's own labelled code, which may leak.
+PPROF_WRITERS = (
+    "net/http/pprof.",
+    "runtime/pprof.writeGoroutine",
+    "runtime/pprof.writeRuntimeProfile",
+    "runtime/pprof.(*Profile).WriteTo",
+    "runtime/pprof.profileWriter",
+    "runtime/pprof.writeHeap",
+    "runtime/pprof.writeProfileInternal",
+)
+
+
 def benign_shape(frames: Sequence[Frame], category: str, created_by: Frame | None,
                  goroutine_id: int | None = None) -> str | None:
     """Why a stack is a known idle shape every Go program has, or None.
@@ -237,7 +250,7 @@ def benign_shape(frames: Sequence[Frame], category: str, created_by: Frame | Non
     has = set(names).__contains__
     if not frames:
         return "runtime worker (its stack is entirely inside the runtime)"
-    if any(n.startswith(("runtime/pprof.", "net/http/pprof.")) for n in names):
+    if any(n.startswith(PPROF_WRITERS) for n in names):
         return "the pprof handler serving this very request"
     if has("os/signal.signal_recv") or has("os/signal.loop"):
         return "signal.Notify loop"

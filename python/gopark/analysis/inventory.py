@@ -254,14 +254,23 @@ POOL_MAX = 256
 
 def _mark_pools(groups: Iterable[Group]) -> None:
     """A worker pool: a bounded number of goroutines waiting for work on a channel, all
-    started by one goroutine (e.g. one startPool loop). Only debug=2 dumps say who created
-    whom."""
+    started by one goroutine (e.g. one startPool loop), each waiting in its own top-level
+    loop. Only debug=2 dumps say who created whom. Requests of a server are also started by
+    one goroutine (the accept loop), but they wait deeper down in a handler's calls."""
     for g in groups:
         if g.benign is None and g.category in ("chan-recv", "select") \
                 and 1 < g.count <= POOL_MAX and g.distinct_creators == 1 and g.leaked == 0 \
-                and g.created_by is not None:
+                and g.created_by is not None and _waits_in_entry_function(g):
             g.benign = (f"worker pool: {g.count} workers started by one goroutine "
                         f"({g.created_by.function}) waiting for work")
+
+
+def _waits_in_entry_function(g: Group) -> bool:
+    """Whether the group waits in the function its goroutines were started with."""
+    frames = [f for f in g.members[0].frames if f.function != "runtime.goexit"] \
+        if g.members else []
+    return bool(frames) and g.location is not None \
+        and frames[-1].function == g.location.function
 
 
 BACKGROUND_MAX = 4
