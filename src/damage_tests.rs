@@ -5,7 +5,7 @@
 
 use crate::error::ErrorKind;
 use crate::event::kind;
-use crate::reader::{read_all, TraceReader};
+use crate::reader::{TraceReader, read_all};
 use crate::spec::ev;
 
 /// Builds a wire-format trace from events.
@@ -23,7 +23,9 @@ fn uv(out: &mut Vec<u8>, mut x: u64) {
 
 impl Enc {
     fn new(v: u32) -> Self {
-        Enc { out: format!("go 1.{v} trace\0\0\0").into_bytes() }
+        Enc {
+            out: format!("go 1.{v} trace\0\0\0").into_bytes(),
+        }
     }
     /// One batch: header then `events` (each a type byte and varint args).
     fn batch(&mut self, genno: u64, m: u64, time: u64, events: &[(u8, &[u64])]) {
@@ -90,29 +92,42 @@ fn seed(v: u32) -> Vec<u8> {
     let mut e = Enc::new(v);
     for genno in 1..=2u64 {
         e.sync(genno, v);
-        e.strings(genno, &[(1, "main.work"), (2, "main.go"), (3, "chan receive")]);
+        e.strings(
+            genno,
+            &[(1, "main.work"), (2, "main.go"), (3, "chan receive")],
+        );
         e.stacks(genno);
         let base = genno * 1000;
         if genno == 1 {
-            e.batch(genno, 5, base, &[
-                (ev::PROC_STATUS, &[1, 0, 1]),
-                (ev::GO_STATUS, &[1, 1, 5, 2]),
-                (ev::GO_CREATE, &[2, 2, 1, 1]),
-                (ev::GO_STOP, &[3, 3, 1]),
-                (ev::GO_START, &[4, 2, 1]),
-                (ev::GO_BLOCK, &[5, 3, 1]),
-                (ev::GO_START, &[6, 1, 1]),
-                (ev::GO_UNBLOCK, &[7, 2, 2, 1]),
-            ]);
+            e.batch(
+                genno,
+                5,
+                base,
+                &[
+                    (ev::PROC_STATUS, &[1, 0, 1]),
+                    (ev::GO_STATUS, &[1, 1, 5, 2]),
+                    (ev::GO_CREATE, &[2, 2, 1, 1]),
+                    (ev::GO_STOP, &[3, 3, 1]),
+                    (ev::GO_START, &[4, 2, 1]),
+                    (ev::GO_BLOCK, &[5, 3, 1]),
+                    (ev::GO_START, &[6, 1, 1]),
+                    (ev::GO_UNBLOCK, &[7, 2, 2, 1]),
+                ],
+            );
         } else {
-            e.batch(genno, 5, base, &[
-                (ev::PROC_STATUS, &[1, 0, 1]),
-                (ev::GO_STATUS, &[1, 1, 5, 2]),
-                (ev::GO_STATUS, &[1, 2, u64::MAX, 1]),
-                (ev::GO_STOP, &[3, 3, 1]),
-                (ev::GO_START, &[4, 2, 1]),
-                (ev::GO_DESTROY, &[5]),
-            ]);
+            e.batch(
+                genno,
+                5,
+                base,
+                &[
+                    (ev::PROC_STATUS, &[1, 0, 1]),
+                    (ev::GO_STATUS, &[1, 1, 5, 2]),
+                    (ev::GO_STATUS, &[1, 2, u64::MAX, 1]),
+                    (ev::GO_STOP, &[3, 3, 1]),
+                    (ev::GO_START, &[4, 2, 1]),
+                    (ev::GO_DESTROY, &[5]),
+                ],
+            );
         }
         e.end_gen(v);
     }
@@ -124,7 +139,10 @@ fn seeds_are_valid_traces() {
     for v in [22, 23, 25, 26] {
         let (events, cat, err) = read_all(&seed(v));
         assert!(err.is_none(), "v{v}: {err:?}");
-        let transitions = events.iter().filter(|e| e.kind == kind::STATE_TRANSITION).count();
+        let transitions = events
+            .iter()
+            .filter(|e| e.kind == kind::STATE_TRANSITION)
+            .count();
         assert_eq!(transitions, 14, "v{v}");
         let block = events.iter().find(|e| e.typ == ev::GO_BLOCK).unwrap();
         assert_eq!(cat.get_string(block.name), "chan receive");
@@ -145,7 +163,12 @@ fn read(data: &[u8]) -> (usize, Option<crate::TraceError>) {
     };
     r.drain();
     if let Some(e) = &r.error {
-        assert!(e.offset <= data.len() as u64, "offset {} beyond {} bytes: {e}", e.offset, data.len());
+        assert!(
+            e.offset <= data.len() as u64,
+            "offset {} beyond {} bytes: {e}",
+            e.offset,
+            data.len()
+        );
         assert!(!e.message.is_empty());
     }
     assert!(r.good_bytes() <= data.len() as u64);
@@ -200,7 +223,9 @@ fn mutated_traces_never_panic() {
     let absurd: [&[u8]; 4] = [
         &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
         &[0xff, 0xff, 0xff, 0xff, 0x0f],
-        &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80],
+        &[
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+        ],
         &[0x00],
     ];
     let mut rejected = 0;
@@ -229,7 +254,10 @@ fn mutated_traces_never_panic() {
         }
     }
     // Most mutations must be caught (the format is checked, not just skimmed).
-    assert!(rejected > 6000, "only {rejected} of 12000 mutations rejected");
+    assert!(
+        rejected > 6000,
+        "only {rejected} of 12000 mutations rejected"
+    );
 }
 
 #[test]

@@ -254,7 +254,10 @@ impl Ordering {
             None => Ok(false),
             Some(new) => {
                 if m != NONE_ID {
-                    let s = self.ms.entry(m).or_insert(MState { g: NONE_ID, p: NONE_ID });
+                    let s = self.ms.entry(m).or_insert(MState {
+                        g: NONE_ID,
+                        p: NONE_ID,
+                    });
                     s.g = new.g;
                     s.p = new.p;
                 }

@@ -56,6 +56,7 @@ type Source = Box<dyn Read + Send + Sync>;
 #[pyclass(module = "gopark._core")]
 struct Reader {
     inner: TraceReader<Source>,
+    summary_taken: bool,
 }
 
 fn columns<'py>(py: Python<'py>, evs: &[Event]) -> PyResult<Bound<'py, PyDict>> {
@@ -95,8 +96,11 @@ impl Reader {
     fn from_path(path: &str) -> PyResult<Self> {
         let f = File::open(path).map_err(|e| PyOSError::new_err(format!("{path}: {e}")))?;
         let r = guarded(|| TraceReader::new(Box::new(f) as Source))?;
-        r.map(|inner| Reader { inner })
-            .map_err(|e| decode_error(&e))
+        r.map(|inner| Reader {
+            inner,
+            summary_taken: false,
+        })
+        .map_err(|e| decode_error(&e))
     }
 
     /// Read a trace held in memory (the bytes are copied once).
@@ -104,8 +108,11 @@ impl Reader {
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
         let src: Source = Box::new(Cursor::new(data.to_vec()));
         let r = guarded(|| TraceReader::new(src))?;
-        r.map(|inner| Reader { inner })
-            .map_err(|e| decode_error(&e))
+        r.map(|inner| Reader {
+            inner,
+            summary_taken: false,
+        })
+        .map_err(|e| decode_error(&e))
     }
 
     /// The N of the "go 1.N trace" header.
@@ -200,55 +207,72 @@ impl Reader {
         )
     }
 
-    /// Per-goroutine summary so far, as columns; plus blocked time by reason as
-    /// (row, reason string ID, ns) columns under "reason_*".
-    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let gs = &self.inner.summary.goroutines;
+    /// Per-goroutine summary as columns, plus blocked time by reason as (row, reason
+    /// string ID, ns) columns under "reason_*". Once the trace is read to the end the
+    /// columns are handed over without copying, and only once; before that, a copy.
+    fn summary<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if self.summary_taken {
+            return Err(PyRuntimeError::new_err(
+                "the summary was already taken from this reader",
+            ));
+        }
+        let done = self.inner.is_done();
+        let s = &mut self.inner.summary;
+        let reasons = s.reasons();
+        let t = if done {
+            self.summary_taken = true;
+            std::mem::take(&mut s.goroutines)
+        } else {
+            s.goroutines.clone()
+        };
         let d = PyDict::new(py);
-        macro_rules! col {
-            ($name:literal, $f:expr) => {
-                d.set_item(
-                    $name,
-                    gs.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
-                )?;
-            };
-        }
-        col!("id", |g| g.id);
-        col!("created", |g| g.created);
-        col!("creator", |g| g.creator);
-        col!("create_stack", |g| g.create_stack);
-        col!("start_stack", |g| g.start_stack);
-        col!("first_seen", |g| g.first_seen);
-        col!("first_run", |g| g.first_run);
-        col!("ended", |g| g.ended);
-        col!("state", |g| g.state);
-        col!("since", |g| g.since);
-        col!("running_ns", |g| g.running_ns);
-        col!("runnable_ns", |g| g.runnable_ns);
-        col!("syscall_ns", |g| g.syscall_ns);
-        col!("blocked_ns", |g| g.blocked_ns);
-        col!("start_runnable_ns", |g| g.start_runnable_ns);
-        col!("start_syscall_ns", |g| g.start_syscall_ns);
-        col!("block_reason", |g| g.block_reason);
-        col!("block_stack", |g| g.block_stack);
-        col!("block_time", |g| g.block_time);
-        col!("unblocker", |g| g.unblocker);
-        col!("unblock_stack", |g| g.unblock_stack);
-        col!("last_stack", |g| g.last_stack);
-        col!("transitions", |g| g.transitions);
-        let mut rows = Vec::new();
-        let mut reasons = Vec::new();
-        let mut ns = Vec::new();
-        for (i, g) in gs.iter().enumerate() {
-            for &(r, t) in &g.blocked_by_reason {
-                rows.push(i as u32);
-                reasons.push(r);
-                ns.push(t);
-            }
-        }
-        d.set_item("reason_row", rows.into_pyarray(py))?;
-        d.set_item("reason_string", reasons.into_pyarray(py))?;
-        d.set_item("reason_ns", ns.into_pyarray(py))?;
+        d.set_item("id", t.id.into_pyarray(py))?;
+        d.set_item("created", t.created.into_pyarray(py))?;
+        d.set_item("creator", t.creator.into_pyarray(py))?;
+        d.set_item("create_stack", t.create_stack.into_pyarray(py))?;
+        d.set_item("start_stack", t.start_stack.into_pyarray(py))?;
+        d.set_item("first_seen", t.first_seen.into_pyarray(py))?;
+        d.set_item("first_run", t.first_run.into_pyarray(py))?;
+        d.set_item("ended", t.ended.into_pyarray(py))?;
+        d.set_item("state", t.state.into_pyarray(py))?;
+        d.set_item("since", t.since.into_pyarray(py))?;
+        d.set_item("running_ns", t.running_ns.into_pyarray(py))?;
+        d.set_item("runnable_ns", t.runnable_ns.into_pyarray(py))?;
+        d.set_item("syscall_ns", t.syscall_ns.into_pyarray(py))?;
+        d.set_item("blocked_ns", t.blocked_ns.into_pyarray(py))?;
+        d.set_item("start_runnable_ns", t.start_runnable_ns.into_pyarray(py))?;
+        d.set_item("start_syscall_ns", t.start_syscall_ns.into_pyarray(py))?;
+        d.set_item("block_reason", t.block_reason.into_pyarray(py))?;
+        d.set_item("block_stack", t.block_stack.into_pyarray(py))?;
+        d.set_item("block_time", t.block_time.into_pyarray(py))?;
+        d.set_item("unblocker", t.unblocker.into_pyarray(py))?;
+        d.set_item("unblock_stack", t.unblock_stack.into_pyarray(py))?;
+        d.set_item("last_stack", t.last_stack.into_pyarray(py))?;
+        d.set_item("transitions", t.transitions.into_pyarray(py))?;
+        d.set_item(
+            "reason_row",
+            reasons
+                .iter()
+                .map(|r| r.0)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        d.set_item(
+            "reason_string",
+            reasons
+                .iter()
+                .map(|r| r.1)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        d.set_item(
+            "reason_ns",
+            reasons
+                .iter()
+                .map(|r| r.2)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
         Ok(d)
     }
 

@@ -59,6 +59,11 @@ impl<R: Read> TraceReader<R> {
         })
     }
 
+    /// Whether the whole trace has been read (or reading stopped at damage).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// The trace format version (the N of "go 1.N trace").
     pub fn version(&self) -> Version {
         self.gens.version()

@@ -9,77 +9,84 @@
 use crate::event::{Event, NONE_ID, gstate, kind, scope};
 use crate::fasthash::IdMap;
 
-/// What gopark knows about one goroutine.
+/// What gopark knows about each goroutine, one column per fact (row i of every
+/// column is the i-th goroutine seen). Columns, so they can be handed to numpy as is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GoSummary {
-    pub id: i64,
+pub struct GoTable {
+    pub id: Vec<i64>,
     /// Creation time; -1 if it existed when the trace started.
-    pub created: i64,
+    pub created: Vec<i64>,
     /// Goroutine that created it (-1: none or unknown).
-    pub creator: i64,
+    pub creator: Vec<i64>,
     /// Where it was created: the creator's stack at the `go` statement (0: unknown).
-    pub create_stack: u32,
+    pub create_stack: Vec<u32>,
     /// Its start stack: the function it runs (from the creation event; 0: unknown).
-    pub start_stack: u32,
+    pub start_stack: Vec<u32>,
     /// Time of the first event that mentions it.
-    pub first_seen: i64,
+    pub first_seen: Vec<i64>,
     /// First time it was seen running (-1: never).
-    pub first_run: i64,
+    pub first_run: Vec<i64>,
     /// Time it exited (-1: still alive at the end).
-    pub ended: i64,
+    pub ended: Vec<i64>,
     /// State at the end of the trace ([`gstate`]); NOT_EXIST if it exited.
-    pub state: u8,
+    pub state: Vec<u8>,
     /// When it entered `state`.
-    pub since: i64,
-    pub running_ns: i64,
-    pub runnable_ns: i64,
-    pub syscall_ns: i64,
-    pub blocked_ns: i64,
+    pub since: Vec<i64>,
+    pub running_ns: Vec<i64>,
+    pub runnable_ns: Vec<i64>,
+    pub syscall_ns: Vec<i64>,
+    pub blocked_ns: Vec<i64>,
     /// The part of runnable_ns / syscall_ns before the first run (start-up latency).
-    pub start_runnable_ns: i64,
-    pub start_syscall_ns: i64,
-    /// Closed blocked time per reason (catalog string ID, ns).
-    pub blocked_by_reason: Vec<(u32, i64)>,
+    pub start_runnable_ns: Vec<i64>,
+    pub start_syscall_ns: Vec<i64>,
     /// Reason, stack and time of the last block (0 / 0 / -1 if it never blocked; for
     /// a goroutine blocked since before the trace: reason 0, time -1, its status stack).
-    pub block_reason: u32,
-    pub block_stack: u32,
-    pub block_time: i64,
+    pub block_reason: Vec<u32>,
+    pub block_stack: Vec<u32>,
+    pub block_time: Vec<i64>,
     /// Who last made it runnable from a block, and that goroutine's stack.
-    pub unblocker: i64,
-    pub unblock_stack: u32,
-    /// Innermost-known stack: the last transition stack seen for it.
-    pub last_stack: u32,
+    pub unblocker: Vec<i64>,
+    pub unblock_stack: Vec<u32>,
+    /// The last transition stack seen for it.
+    pub last_stack: Vec<u32>,
     /// Number of state transitions seen.
-    pub transitions: u64,
+    pub transitions: Vec<u32>,
 }
 
-impl GoSummary {
-    fn new(id: i64, t: i64) -> Self {
-        GoSummary {
-            id,
-            created: -1,
-            creator: NONE_ID,
-            first_seen: t,
-            first_run: -1,
-            ended: -1,
-            since: t,
-            block_time: -1,
-            unblocker: NONE_ID,
-            ..GoSummary::default()
-        }
+impl GoTable {
+    pub fn len(&self) -> usize {
+        self.id.len()
     }
 
-    fn add_blocked(&mut self, reason: u32, d: i64) {
-        self.blocked_ns = self.blocked_ns.wrapping_add(d);
-        match self
-            .blocked_by_reason
-            .iter_mut()
-            .find(|(r, _)| *r == reason)
-        {
-            Some((_, t)) => *t = t.wrapping_add(d),
-            None => self.blocked_by_reason.push((reason, d)),
-        }
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    fn push(&mut self, id: i64, t: i64) -> usize {
+        self.id.push(id);
+        self.created.push(-1);
+        self.creator.push(NONE_ID);
+        self.create_stack.push(0);
+        self.start_stack.push(0);
+        self.first_seen.push(t);
+        self.first_run.push(-1);
+        self.ended.push(-1);
+        self.state.push(gstate::UNDETERMINED);
+        self.since.push(t);
+        self.running_ns.push(0);
+        self.runnable_ns.push(0);
+        self.syscall_ns.push(0);
+        self.blocked_ns.push(0);
+        self.start_runnable_ns.push(0);
+        self.start_syscall_ns.push(0);
+        self.block_reason.push(0);
+        self.block_stack.push(0);
+        self.block_time.push(-1);
+        self.unblocker.push(NONE_ID);
+        self.unblock_stack.push(0);
+        self.last_stack.push(0);
+        self.transitions.push(0);
+        self.id.len() - 1
     }
 }
 
@@ -101,8 +108,10 @@ pub struct TraceCounts {
 /// Accumulates the summary over the ordered stream.
 #[derive(Default)]
 pub struct Summarizer {
-    index: IdMap<i64, usize>,
-    pub goroutines: Vec<GoSummary>,
+    index: IdMap<i64, u32>,
+    pub goroutines: GoTable,
+    /// Closed blocked time per (goroutine row, reason string ID).
+    pub blocked_by_reason: IdMap<(u32, u32), i64>,
     pub counts: TraceCounts,
     stw_start: IdMap<i64, i64>,
 }
@@ -140,72 +149,87 @@ impl Summarizer {
 
     fn transition(&mut self, e: &Event) {
         self.counts.transitions += 1;
-        let id = e.resource;
         let t = e.time;
-        let i = match self.index.get(&id) {
-            Some(&i) => i,
+        let c = &mut self.goroutines;
+        let i = match self.index.get(&e.resource) {
+            Some(&i) => i as usize,
             None => {
-                self.goroutines.push(GoSummary::new(id, t));
-                self.index.insert(id, self.goroutines.len() - 1);
-                self.goroutines.len() - 1
+                let i = c.push(e.resource, t);
+                self.index.insert(e.resource, i as u32);
+                i
             }
         };
-        let g = &mut self.goroutines[i];
-        g.transitions += 1;
+        c.transitions[i] = c.transitions[i].wrapping_add(1);
         if e.tstack != 0 {
-            g.last_stack = e.tstack;
+            c.last_stack[i] = e.tstack;
         }
         if e.from == e.to {
             return;
         }
         if e.from == gstate::UNDETERMINED && e.to == gstate::WAITING {
             // Blocked since before the trace: the reason is unknown, the stack may be.
-            g.block_stack = e.tstack;
+            c.block_stack[i] = e.tstack;
         }
         // Wrapping: times in a damaged trace can be absurd; never panic on them.
-        let d = t.wrapping_sub(g.since);
+        let d = t.wrapping_sub(c.since[i]);
+        let before_first_run = c.first_run[i] < 0;
         match e.from {
             gstate::NOT_EXIST => {
-                g.created = t;
-                g.creator = e.g;
-                g.create_stack = e.stack;
-                g.start_stack = e.tstack;
+                c.created[i] = t;
+                c.creator[i] = e.g;
+                c.create_stack[i] = e.stack;
+                c.start_stack[i] = e.tstack;
             }
-            gstate::RUNNING => g.running_ns = g.running_ns.wrapping_add(d),
+            gstate::RUNNING => c.running_ns[i] = c.running_ns[i].wrapping_add(d),
             gstate::RUNNABLE => {
-                g.runnable_ns = g.runnable_ns.wrapping_add(d);
-                if g.first_run < 0 {
-                    g.start_runnable_ns = g.start_runnable_ns.wrapping_add(d);
+                c.runnable_ns[i] = c.runnable_ns[i].wrapping_add(d);
+                if before_first_run {
+                    c.start_runnable_ns[i] = c.start_runnable_ns[i].wrapping_add(d);
                 }
             }
             gstate::SYSCALL => {
-                g.syscall_ns = g.syscall_ns.wrapping_add(d);
-                if g.first_run < 0 {
-                    g.start_syscall_ns = g.start_syscall_ns.wrapping_add(d);
+                c.syscall_ns[i] = c.syscall_ns[i].wrapping_add(d);
+                if before_first_run {
+                    c.start_syscall_ns[i] = c.start_syscall_ns[i].wrapping_add(d);
                 }
             }
             gstate::WAITING => {
-                let r = g.block_reason;
-                g.add_blocked(r, d);
+                c.blocked_ns[i] = c.blocked_ns[i].wrapping_add(d);
+                let r = self
+                    .blocked_by_reason
+                    .entry((i as u32, c.block_reason[i]))
+                    .or_insert(0);
+                *r = r.wrapping_add(d);
                 if e.to == gstate::RUNNABLE {
-                    g.unblocker = e.g;
-                    g.unblock_stack = e.stack;
+                    c.unblocker[i] = e.g;
+                    c.unblock_stack[i] = e.stack;
                 }
             }
             _ => {}
         }
         match e.to {
-            gstate::RUNNING if g.first_run < 0 => g.first_run = t,
+            gstate::RUNNING if before_first_run => c.first_run[i] = t,
             gstate::WAITING => {
-                g.block_reason = e.name;
-                g.block_stack = e.tstack;
-                g.block_time = t;
+                c.block_reason[i] = e.name;
+                c.block_stack[i] = e.tstack;
+                c.block_time[i] = t;
             }
-            gstate::NOT_EXIST => g.ended = t,
+            gstate::NOT_EXIST => c.ended[i] = t,
             _ => {}
         }
-        g.state = e.to;
-        g.since = t;
+        c.state[i] = e.to;
+        c.since[i] = t;
+    }
+
+    /// Blocked time by reason as (row, reason, ns) triples, sorted by row then reason.
+    pub fn reasons(&self) -> Vec<(u32, u32, i64)> {
+        let mut v: Vec<_> = self
+            .blocked_by_reason
+            .iter()
+            .map(|(&(r, s), &ns)| (r, s, ns))
+            .collect();
+        v.sort_unstable();
+        v
     }
 }
 
@@ -236,21 +260,12 @@ mod tests {
         s.event(&tr(65, 2, 7, gstate::WAITING, gstate::RUNNABLE, 0));
         s.event(&tr(70, -1, 7, gstate::RUNNABLE, gstate::RUNNING, 0));
         s.event(&tr(71, 7, 7, gstate::RUNNING, gstate::WAITING, 4));
-        let g = &s.goroutines[0];
-        assert_eq!((g.created, g.creator, g.first_run), (10, 1, 15));
-        assert_eq!(
-            (
-                g.running_ns,
-                g.runnable_ns,
-                g.start_runnable_ns,
-                g.blocked_ns
-            ),
-            (11, 10, 5, 40)
-        );
-        assert_eq!(g.blocked_by_reason, vec![(3, 40)]);
-        assert_eq!(
-            (g.state, g.since, g.block_reason, g.unblocker),
-            (gstate::WAITING, 71, 4, 2)
-        );
+        let g = &s.goroutines;
+        assert_eq!((g.created[0], g.creator[0], g.first_run[0]), (10, 1, 15));
+        assert_eq!((g.running_ns[0], g.runnable_ns[0]), (11, 10));
+        assert_eq!((g.start_runnable_ns[0], g.blocked_ns[0]), (5, 40));
+        assert_eq!(s.reasons(), vec![(0, 3, 40)]);
+        assert_eq!((g.state[0], g.since[0]), (gstate::WAITING, 71));
+        assert_eq!((g.block_reason[0], g.unblocker[0]), (4, 2));
     }
 }

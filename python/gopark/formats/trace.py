@@ -237,6 +237,7 @@ class TraceReader:
             kind, offset, message = e.args
             raise InputError(self.source, f"byte {offset}", f"{message} [{kind}]") from None
         self.version: int = self._raw.version()
+        self._summary: TraceSummary | None = None
 
     def generations(self) -> Iterator[EventTable]:
         """Each generation's events in order (the last one ends with the closing Sync).
@@ -268,14 +269,17 @@ class TraceReader:
 
     def summary(self) -> TraceSummary:
         """Read what is left (keeping no events) and return the summary."""
+        if self._summary is not None:
+            return self._summary
         self._raw.drain()
         self._check_readable()
-        return TraceSummary(
+        self._summary = TraceSummary(
             source=self.source, version=self.version, size=self.size, counts=self._raw.counts(),
             generations=[GenerationInfo(**g) for g in self._raw.generations()],
             goroutines=GoroutineTable(self._raw.summary()), catalog=Catalog(self._raw),
             damage=self.damage(),
         )
+        return self._summary
 
     def load(self) -> Trace:
         """Read what is left, keeping every event."""
