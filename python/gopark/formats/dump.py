@@ -58,6 +58,8 @@ _HEADER_LIKE = re.compile(r"^goroutine \d+ (?:gp=|\[)", re.M)
 _RUNNING_ELSEWHERE = "\tgoroutine running on other thread; stack unavailable"
 _ORIGINATING = "[originating from goroutine "
 _LEAK_WRITER = "runtime/pprof.writeGoroutineLeak"
+# Stack lines that stand alone: one of these last in a cut input is not itself cut.
+_COMPLETE_LINES = ("...", _ORIGINATING, "non-Go function at pc=", _RUNNING_ELSEWHERE)
 
 # Lines the runtime itself prints around goroutines in a traceback; any other text
 # between goroutines means the dump ended (a log line, another program's output).
@@ -158,14 +160,17 @@ def _parse_status(text: str) -> _Status:
     return _Status(state, wait, locked, leaked, durable, bubble)
 
 
+# One "key: value" of Go 1.27 traceback labels; quoted when not plain (traceback.go).
+_LABEL = re.compile(r'("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*): ("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*)')
+
+
 def _parse_header_labels(text: str) -> dict[str, str]:
-    """Go 1.27 traceback labels ``{key: value, k: "quoted value"}`` (traceback.go)."""
+    """Go 1.27 traceback labels ``{key: value, k: "quoted value"}`` -> dict."""
     labels: dict[str, str] = {}
     body = text.strip()[1:-1]
-    token = re.compile(r'("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*): ("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*)')
     pos = 0
     while pos < len(body):
-        m = token.match(body, pos)
+        m = _LABEL.match(body, pos)
         if m is None:
             raise ValueError(f"bad label at {body[pos:pos + 20]!r}")
         key, value = (go_unquote(t) if t.startswith('"') else t for t in m.groups())
@@ -244,7 +249,7 @@ class _DumpParser:
         i = 0
         while i < n:
             line = lines[i]
-            if at_eof and i == n - 1 and not line.startswith("..."):
+            if at_eof and i == n - 1 and not line.startswith(_COMPLETE_LINES):
                 # the input was cut: a last line is incomplete, or its source line is gone
                 elided = True
                 break
