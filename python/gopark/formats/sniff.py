@@ -13,9 +13,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 _TRACE = re.compile(rb"go 1\.\d+ trace\x00")
 _DEBUG1 = re.compile(rb"\s*(?:goroutine|goroutineleak) profile: total \d+\r?\n")
 _HEAP_TEXT = re.compile(rb"\s*heap profile: \d+: \d+ \[\d+: \d+\] @ ")
-_DUMP_HEADER = re.compile(
-    rb"^goroutine \d+(?: (?:gp|m|mp)=\S+)* \[[^\]\n]*\](?: \{[^\n]*\})?:\r?$", re.M
-)
+# A goroutine header line: matched at the very start, searched for after a newline
+# (a literal first character keeps the search fast on big files).
+_HEADER_BODY = rb"goroutine \d+(?: (?:gp|m|mp)=\S+)* \[[^\]\n]*\](?: \{[^\n]*\})?:\r?(?:\n|\Z)"
+_DUMP_START = re.compile(_HEADER_BODY)
+_DUMP_LINE = re.compile(b"\n" + _HEADER_BODY)
 
 # profile.proto top-level fields: number -> protobuf wire type (0 varint, 2 length-delimited).
 # comment (13) may be packed (2) or not (0).
@@ -94,6 +96,6 @@ def sniff(data: bytes) -> Kind:
         return "heap-text"
     if looks_like_profile(data, complete):
         return "pprof"
-    if _DUMP_HEADER.search(data):
+    if _DUMP_START.match(data) or _DUMP_LINE.search(data):
         return "dump"
     return "unknown"
