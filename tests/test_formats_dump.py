@@ -134,6 +134,7 @@ def test_debug2_dump_of_send_after_timeout(version: str) -> None:
     assert len({id(g.frames[0]) for g in leaked}) == 1
     assert len({id(g.created_by) for g in leaked}) == 1
 
+    assert not any(g.elided for g in snap.goroutines)
     running = [g for g in snap.goroutines if g.state == "running"]
     assert len(running) == 1
     assert "runtime/pprof.writeGoroutineStacks" in functions(running[0])
@@ -282,8 +283,10 @@ def test_synctest_bubble_and_locked_thread(version: str) -> None:
     locked = by_function["lockedWaiter"]
     assert locked.locked_to_thread and locked.bubble is None and not locked.durable
     assert locked.state == "chan receive"
-    # the dump is followed directly by the test's "PASS": not a goroutine, not an error
+    # the dump is followed directly by the test's "PASS": not a goroutine, not an error,
+    # and no cut either
     assert all(g.bubble in (None, bubble) for g in snap.goroutines)
+    assert not any(g.elided for g in snap.goroutines)
 
 
 @pytest.fixture(scope="module")
@@ -397,6 +400,18 @@ def test_dump_cut_anywhere_parses_what_is_there(keep: float) -> None:
         assert (g.id, g.frames, g.created_by) == (w.id, w.frames, w.created_by)
     last, same = snap.goroutines[-1], whole.goroutines[len(headers) - 1]
     assert last.id == same.id and last.frames == same.frames[: len(last.frames)]
+
+
+@pytest.mark.parametrize("after", [b"main.fetch.func1()\n", b"created by main.fetch in goroutine "])
+def test_dump_cut_at_a_line_end(after: bytes) -> None:
+    data = debug2("sendaftertimeout", "1.27")
+    k = data.rindex(after) + len(after)
+    if not after.endswith(b"\n"):
+        k = data.index(b"\n", k) + 1  # the whole "created by" line, not its source line
+    snap = only(parse_dump(data[:k], "cut.txt"))
+    last = snap.goroutines[-1]
+    assert last.elided and last.created_by is None and last.state == "chan send"
+    assert not any(g.elided for g in snap.goroutines[:-1])
 
 
 def test_binary_garbage_inside_a_dump() -> None:

@@ -186,9 +186,11 @@ def _parse_header_labels(text: str) -> dict[str, str]:
 class _DumpParser:
     """Parses one text into Snapshots; holds the caches that make big dumps fast."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, cut: bool) -> None:
         self.text = text
         self.source = source
+        self.cut = cut
+        """The input ended inside a line (a dump cut short, as Go cuts them at 64 MB)."""
         self.frames = FrameInterner()
         self.calls: dict[tuple[str, str], Frame | None] = {}  # (name, source line) -> frame
         self.locations: dict[str, tuple[str, int] | None] = {}
@@ -249,9 +251,8 @@ class _DumpParser:
         i = 0
         while i < n:
             line = lines[i]
-            if at_eof and i == n - 1 and not line.startswith(_COMPLETE_LINES):
-                # the input was cut: a last line is incomplete, or its source line is gone
-                elided = True
+            if at_eof and self.cut and i == n - 1 and not line.startswith(_COMPLETE_LINES):
+                elided = True  # the input ends inside this line
                 break
             if line.endswith(")"):  # pkg.F(args): the common case first
                 p = line.rfind("(")
@@ -262,8 +263,8 @@ class _DumpParser:
                         if i == 0:
                             raise _Bad(i, "a stack frame (pkg.Function(args))", line)
                         break  # not a call: the stack ended, other text follows
-                    if at_eof and i + 2 == n:
-                        elided = True
+                    if at_eof and i + 2 >= n:
+                        elided = True  # the input ends before this frame's source line
                         break
                     found = lines[i + 1] if i + 1 < n else "end of stack"
                     raise _Bad(i + 1, f"the source line of {name} (\\tFILE:LINE +0xOFF)", found)
@@ -275,8 +276,8 @@ class _DumpParser:
                 fn, sep, gid = line[11:].partition(" in goroutine ")
                 frame = self._frame(fn, lines[i + 1]) if i + 1 < n else None
                 if frame is None:
-                    if at_eof and i + 2 == n:
-                        elided = True
+                    if at_eof and i + 2 >= n:
+                        elided = True  # the input ends before the creator's source line
                         break
                     found = lines[i + 1] if i + 1 < n else "end of stack"
                     raise _Bad(i + 1, f"the source line of 'created by {fn}' (\\tFILE:LINE)", found)
@@ -432,8 +433,8 @@ class _DumpParser:
             created_by = self._frame(creator, creator_line)
             if created_by is not None:
                 cid = int(creator_id)
-            elif last and m.end() >= len(self.text) - 1:
-                elided = True  # the input was cut inside the creator's source line
+            elif last and self.cut and m.end() >= len(self.text) - 1:
+                elided = True  # the input ends inside the creator's source line
             else:
                 err = _Bad(stack.lines + 1, f"the source line of 'created by {creator}' "
                            "(\\tFILE:LINE)", creator_line)
@@ -504,13 +505,14 @@ def parse_dump(data: bytes, source: str) -> list[Snapshot]:
         text = text.replace("\r\n", "\n")
     # _GOROUTINE wants a newline before the first line and after the last; line numbers
     # in messages count the newlines before a position, which this makes 1-based.
-    text = "\n" + text + ("" if text.endswith("\n") else "\n")
+    cut = bool(text) and not text.endswith("\n")
+    text = "\n" + text + ("\n" if cut else "")
     # A big dump makes hundreds of thousands of objects and no reference cycles: the
     # cyclic GC would only rescan them again and again (a quarter of the parse time).
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        return _DumpParser(text, source).parse()
+        return _DumpParser(text, source, cut).parse()
     finally:
         if gc_was_on:
             gc.enable()
