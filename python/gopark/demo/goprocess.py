@@ -79,8 +79,11 @@ class GoProcess:
     """
 
     def __init__(self, binary: Path, args: Sequence[str] = (),
-                 env: Mapping[str, str] | None = None, ready_timeout: float = 60.0) -> None:
+                 env: Mapping[str, str] | None = None, ready_timeout: float = 60.0,
+                 own_session: bool = False) -> None:
         self.binary = binary
+        # In its own session a terminal's Ctrl-C reaches only gopark, which then stops it.
+        self.own_session = own_session
         self.args = list(args)
         self.env = dict(os.environ)
         if env:
@@ -100,6 +103,7 @@ class GoProcess:
         self.proc = subprocess.Popen(
             [str(self.binary), *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL, text=True, env=self.env,
+            start_new_session=self.own_session,
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()

@@ -1,44 +1,81 @@
-"""`gopark demo`: build the bundled leaky service, leak some goroutines, diagnose it.
+"""`gopark demo`: build the bundled leaky service, put it under load, watch it live, diagnose.
 
 The program (gopark/demo/leaky, plain Go, standard library only) is built once per Go
-version and source hash into the user's cache, run on a free loopback port, driven with
-real HTTP requests on its leaky path (/search, whose upstream call outlives its deadline)
-and its healthy path (/health); its goroutine dump and profile are then read from
-/debug/pprof and diagnosed like any other target.
+version and source hash into the user's cache and run on a free loopback port. gopark
+sends it steady searches (gopark.demo.load) and, after a short warm-up, collects from its
+/debug/pprof endpoint exactly as `gopark diagnose URL` does: goroutine snapshots every
+interval, debug=2 dumps and heap profiles at both ends, goroutineleak at the end where the
+Go version has it. The load and the program are stopped before the diagnosis, however the
+run ends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from gopark.analysis.diagnose import diagnose
 from gopark.analysis.findings import Diagnosis
+from gopark.collect import CollectOptions, ProgressEvent
 from gopark.demo.goprocess import GoProcess, build, find_go, go_env
+from gopark.demo.load import LoadDriver, LoadStats
 from gopark.errors import GoparkError
-from gopark.formats.load import load_bytes
-from gopark.model import Profile, Snapshot
+from gopark.inputs import collect_inputs
 
 SOURCE_DIR = Path(__file__).parent / "leaky"
+
+LEAK_PROFILE_EXPERIMENT = "goroutineleakprofile"
+"""Go 1.26 has the goroutineleak profile behind this GOEXPERIMENT; Go 1.27 always has it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """How long to watch the demo and how hard to drive it."""
+
+    duration: float = 20.0
+    """Seconds of collection (first snapshot to last)."""
+    interval: float = 2.0
+    """Seconds between goroutine snapshots."""
+    rate: float = 20.0
+    """Searches per second (a quarter of them leak a goroutine)."""
+    warmup: float = 2.0
+    """Seconds of load before the collection starts, so the first dump already holds
+    leaked goroutines that the last dump can be compared with."""
+    go: str | None = None
+    """The go command (default: find_go())."""
+
+    def __post_init__(self) -> None:
+        if self.duration <= 0 or self.interval <= 0 or self.rate <= 0 or self.warmup < 0:
+            raise GoparkError("--duration, --interval and --rate must be positive")
+        if self.interval > self.duration:
+            raise GoparkError("--interval must not be longer than --duration")
+
+
+QUICK = DemoOptions(duration=6.0, interval=1.0, warmup=1.5)
+"""A short look (`gopark demo --quick`): enough snapshots for a trend."""
 
 
 @dataclass(slots=True)
 class DemoRun:
-    """What the demo took from the program, and the diagnosis."""
+    """What the demo did, and the diagnosis."""
 
     diagnosis: Diagnosis
     url: str
-    requests: int
-    timed_out: int
-    dump: bytes
-    profile: bytes
+    """The service's /debug/pprof/ URL (the service is stopped by now)."""
+    go_version: str
+    load: LoadStats
+    load_seconds: float
+    options: DemoOptions
+
+
+Say = Callable[[str], None]
+Progress = Callable[[ProgressEvent, LoadStats], None]
 
 
 def cache_dir() -> Path:
@@ -50,59 +87,73 @@ def cache_dir() -> Path:
 
 def go_version(go: str) -> str:
     """``go env GOVERSION`` of a go command, e.g. ``go1.27.3``."""
-    proc = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
-                          env=go_env(go), timeout=60)
+    try:
+        proc = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
+                              env=go_env(go), timeout=60)
+    except OSError as e:
+        raise GoparkError(f"cannot run {go}: {e.strerror or e}") from None
     if proc.returncode != 0:
         raise GoparkError(f"{go} env GOVERSION failed: {proc.stderr.strip()}")
     return proc.stdout.strip()
+
+
+def build_env(version: str) -> dict[str, str]:
+    """Extra build environment: Go 1.26 gets the goroutineleak profile experiment, so the
+    demo can show a proven leak there too."""
+    m = re.match(r"go1\.(\d+)", version)
+    if m and int(m.group(1)) == 26:
+        return {"GOEXPERIMENT": LEAK_PROFILE_EXPERIMENT}
+    return {}
 
 
 def build_demo(go: str | None = None) -> Path:
     """Build the demo with ``go`` (default: find_go()) unless a build of the same sources
     with the same Go is cached; returns the binary."""
     go = go or find_go()
-    h = hashlib.sha256(go_version(go).encode())
+    version = go_version(go)
+    env = build_env(version)
+    h = hashlib.sha256(version.encode() + repr(sorted(env.items())).encode())
     for p in sorted(SOURCE_DIR.iterdir()):
         if p.suffix in (".go", ".mod"):
             h.update(p.name.encode() + p.read_bytes())
     out = cache_dir() / h.hexdigest()[:16] / "leaky"
     if not out.exists():
         tmp = out.with_name(f"leaky.{os.getpid()}.tmp")
-        build(SOURCE_DIR, "", tmp, go)
+        build(SOURCE_DIR, "", tmp, go, env)
         tmp.replace(out)
     return out
 
 
-def drive(base: str, requests: int, workers: int = 16) -> int:
-    """Send ``requests`` searches (the leaky path) and as many health checks; returns how
-    many searches timed out (each leaves a goroutine behind)."""
-    def search(i: int) -> int:
-        r = client.get(f"{base}/search", params={"q": f"item-{i}"})
-        client.get(f"{base}/health").raise_for_status()
-        return 1 if r.status_code == 504 else 0
+def run_demo(options: DemoOptions = DemoOptions(), say: Say = lambda _: None,
+             progress: Progress | None = None) -> DemoRun:
+    """Build and run the demo, drive it, collect from it live and diagnose it.
 
-    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(workers) as pool:
-        return sum(pool.map(search, range(requests)))
-
-
-def run_demo(requests: int = 200, go: str | None = None,
-             say: Callable[[str], None] = lambda _: None) -> DemoRun:
-    """Build, run, drive and diagnose the demo program; it is stopped before returning."""
-    say("building the demo service (gopark/demo/leaky) ...")
+    ``say`` hears each step; ``progress`` every collection event with the load so far.
+    The service is stopped before this returns or raises (Ctrl-C during the collection
+    ends it early and diagnoses what was taken).
+    """
+    go = options.go or find_go()
+    version = go_version(go)
+    say(f"building the demo service (gopark/demo/leaky) with {version} …")
     binary = build_demo(go)
-    with GoProcess(binary, ["-addr", "127.0.0.1:0"]) as proc:
+    with GoProcess(binary, ["-addr", "127.0.0.1:0"], own_session=True) as proc:
         base = f"http://{proc.addr}"
-        say(f"running it on {base}; sending {requests} searches and {requests} health checks ...")
-        timed_out = drive(base, requests)
-        with httpx.Client(timeout=60) as client:
-            dump = client.get(f"{proc.base_url}goroutine", params={"debug": "2"})
-            profile = client.get(f"{proc.base_url}goroutine")
-        dump.raise_for_status()
-        profile.raise_for_status()
-    say(f"{timed_out} searches timed out; took its goroutine dump and profile; stopped it.")
-    url = proc.base_url
-    inputs: list[Snapshot | Profile | Path] = []
-    inputs += load_bytes(profile.content, url + "goroutine")
-    inputs += load_bytes(dump.content, url + "goroutine?debug=2")
-    d = diagnose(inputs, target=url)
-    return DemoRun(d, url, requests, timed_out, dump.content, profile.content)
+        say(f"demo service running at {base}; sending {options.rate:g} searches/s …")
+        load = LoadDriver(base, options.rate,
+                          max_seconds=options.warmup + options.duration + 60.0)
+        began = time.monotonic()
+        with load:
+            time.sleep(options.warmup)
+            say(f"collecting from {proc.base_url} for {options.duration:g} s, "
+                f"a snapshot every {options.interval:g} s …")
+            collect = CollectOptions(interval=options.interval, duration=options.duration,
+                                     probe_go_version=False)
+            inputs = collect_inputs(
+                proc.base_url, collect,
+                progress=(lambda e: progress(e, load.stats)) if progress else None)
+        load_seconds = time.monotonic() - began
+    say("stopped the demo service; diagnosing …")
+    d = diagnose(inputs.items, target=proc.base_url)
+    d.notes.extend(inputs.notes)
+    d.go_version = d.go_version or version
+    return DemoRun(d, proc.base_url, version, load.stats, load_seconds, options)
