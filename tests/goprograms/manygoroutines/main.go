@@ -2,7 +2,8 @@
 // benchmark) in a few shapes, as a big leaking service does: result sends nobody
 // receives, requests queued on one mutex, waits in a deep call chain on their own
 // channel, sleepers and batches waiting on a WaitGroup. It makes the big debug=2 dumps
-// for benchmarks/dump_bench.py.
+// for benchmarks/dump_bench.py. One more goroutine waits 300 calls deep, so that the
+// runtime elides the middle of its stack ("...N frames elided...").
 package main
 
 import (
@@ -44,6 +45,7 @@ func main() {
 		Setup: func(cfg harness.Config) {
 			shared.Lock()
 			batches.Add(1)
+			go deepWait(300, make(chan int))
 		},
 		Request: func(i int) {
 			switch i % 10 {
