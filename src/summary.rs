@@ -108,12 +108,62 @@ pub struct TraceCounts {
 /// Accumulates the summary over the ordered stream.
 #[derive(Default)]
 pub struct Summarizer {
-    index: IdMap<i64, u32>,
+    index: RowIndex,
     pub goroutines: GoTable,
-    /// Closed blocked time per (goroutine row, reason string ID).
-    pub blocked_by_reason: IdMap<(u32, u32), i64>,
+    /// Closed blocked time per goroutine and reason: per row, a short list.
+    reasons: Vec<ReasonTime>,
+    reason_head: Vec<u32>,
     pub counts: TraceCounts,
     stw_start: IdMap<i64, i64>,
+}
+
+/// Blocked time for one (goroutine, reason); `next` links the goroutine's entries.
+#[derive(Debug, Clone, Copy)]
+struct ReasonTime {
+    row: u32,
+    reason: u32,
+    ns: i64,
+    next: u32,
+}
+
+const NO_ROW: u32 = u32::MAX;
+const PAGE_BITS: u32 = 12;
+
+/// Goroutine ID -> summary row. Go hands out goroutine IDs nearly in order, so a paged
+/// array (pages made on first use) beats a hash map here; odd IDs go to a map.
+#[derive(Default)]
+struct RowIndex {
+    pages: Vec<Option<Box<[u32]>>>,
+    other: IdMap<i64, u32>,
+}
+
+impl RowIndex {
+    /// Most pages the array may have (IDs up to 2^32).
+    const MAX_PAGES: usize = 1 << (32 - PAGE_BITS);
+
+    fn get(&self, id: i64) -> Option<u32> {
+        let page = (id as u64 >> PAGE_BITS) as usize;
+        if id >= 0 && page < Self::MAX_PAGES {
+            let row = self.pages.get(page)?.as_ref()?[(id as usize) & ((1 << PAGE_BITS) - 1)];
+            (row != NO_ROW).then_some(row)
+        } else {
+            self.other.get(&id).copied()
+        }
+    }
+
+    fn insert(&mut self, id: i64, row: u32) {
+        let page = (id as u64 >> PAGE_BITS) as usize;
+        if id >= 0 && page < Self::MAX_PAGES {
+            if self.pages.len() <= page {
+                self.pages.resize_with(page + 1, || None);
+            }
+            let p = self.pages[page]
+                .get_or_insert_with(|| vec![NO_ROW; 1 << PAGE_BITS].into_boxed_slice());
+            p[(id as usize) & ((1 << PAGE_BITS) - 1)] = row;
+        } else {
+            self.other.insert(id, row);
+        }
+    }
 }
 
 impl Summarizer {
@@ -151,11 +201,12 @@ impl Summarizer {
         self.counts.transitions += 1;
         let t = e.time;
         let c = &mut self.goroutines;
-        let i = match self.index.get(&e.resource) {
-            Some(&i) => i as usize,
+        let i = match self.index.get(e.resource) {
+            Some(i) => i as usize,
             None => {
                 let i = c.push(e.resource, t);
                 self.index.insert(e.resource, i as u32);
+                self.reason_head.push(NO_ROW);
                 i
             }
         };
@@ -195,11 +246,13 @@ impl Summarizer {
             }
             gstate::WAITING => {
                 c.blocked_ns[i] = c.blocked_ns[i].wrapping_add(d);
-                let r = self
-                    .blocked_by_reason
-                    .entry((i as u32, c.block_reason[i]))
-                    .or_insert(0);
-                *r = r.wrapping_add(d);
+                add_reason(
+                    &mut self.reasons,
+                    &mut self.reason_head,
+                    i,
+                    c.block_reason[i],
+                    d,
+                );
                 if e.to == gstate::RUNNABLE {
                     c.unblocker[i] = e.g;
                     c.unblock_stack[i] = e.stack;
@@ -224,13 +277,33 @@ impl Summarizer {
     /// Blocked time by reason as (row, reason, ns) triples, sorted by row then reason.
     pub fn reasons(&self) -> Vec<(u32, u32, i64)> {
         let mut v: Vec<_> = self
-            .blocked_by_reason
+            .reasons
             .iter()
-            .map(|(&(r, s), &ns)| (r, s, ns))
+            .map(|r| (r.row, r.reason, r.ns))
             .collect();
         v.sort_unstable();
         v
     }
+}
+
+/// Add `d` to goroutine `row`'s time blocked for `reason`.
+fn add_reason(list: &mut Vec<ReasonTime>, head: &mut [u32], row: usize, reason: u32, d: i64) {
+    let mut at = head[row];
+    while at != NO_ROW {
+        let r = &mut list[at as usize];
+        if r.reason == reason {
+            r.ns = r.ns.wrapping_add(d);
+            return;
+        }
+        at = r.next;
+    }
+    list.push(ReasonTime {
+        row: row as u32,
+        reason,
+        ns: d,
+        next: head[row],
+    });
+    head[row] = (list.len() - 1) as u32;
 }
 
 #[cfg(test)]
