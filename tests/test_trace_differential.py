@@ -1,7 +1,8 @@
 """gopark's ordered event stream equals Go's: for traces of real programs made by Go 1.22,
 1.23, 1.25, 1.26 and 1.27, every event (kind, time, thread, proc, goroutine, state
 transition with reason, stacks, ...) printed the way `go tool trace -d=parsed` prints
-it is identical to what Go 1.27's tool prints for the same file."""
+it is identical to what Go 1.27's tool prints for the same file. The traces come from
+runtime/trace.Start, the flight recorder, /debug/pprof/trace and `go test -trace`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tracefixtures import (
     busy_trace,
     first_difference,
     go_parsed,
+    go_test_trace,
     gopark_parsed,
     record_testprog,
 )
@@ -31,6 +33,7 @@ def _cases() -> list[tuple[str, str]]:
     cases += [(v, f"testprog:{p}") for v in ("1.22", "1.25", "1.27") for p in TESTPROGS]
     cases += [(v, "testprog:iter-pull") for v in ("1.23", "1.27")]
     cases += [("1.25", "flight"), ("1.27", "flight")]
+    cases += [("1.22", "gotest"), ("1.27", "gotest")]
     return cases
 
 
@@ -43,6 +46,8 @@ def _make(short: str, what: str, tmp: Path) -> Path:
     out = tmp / f"{what.replace(':', '-')}-{short}.trace"
     if what == "busy":
         return busy_trace(short, out)
+    if what == "gotest":
+        return go_test_trace(short, out)
     if what == "flight":
         # The flight recorder's window starts mid-stream: goroutines and Ps appear
         # in states the trace never saw them enter.

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gofixtures import CACHE, GO_VERSIONS, go_binary, goroot, program
+from gofixtures import CACHE, GO_VERSIONS, GOPROGRAMS, go_binary, goroot, program
 from gopark.formats.trace import load_trace
 from gopark.report.trace_events import render_parsed
 
@@ -40,6 +40,14 @@ def busy_trace(short: str, out: Path, duration: str = "150ms", workers: int = 4,
     if flight:
         args.append("-flight")
     subprocess.run(args, check=True, env=go_env(), timeout=120, capture_output=True)
+    return out
+
+
+def go_test_trace(short: str, out: Path) -> Path:
+    """`go test -trace` of tracebusy's TestBusy with Go `short`."""
+    subprocess.run([str(go_binary(short)), "test", "-count=1", "-run", "TestBusy", f"-trace={out}",
+                    "./tracebusy"], cwd=GOPROGRAMS, env=go_env(), check=True, capture_output=True,
+                   timeout=600)
     return out
 
 
