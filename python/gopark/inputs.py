@@ -8,6 +8,7 @@ goroutine snapshot gets the time its request started, so trends have a time axis
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -72,6 +73,7 @@ def collect_inputs(url: str, options: CollectOptions, keep: Path | None = None,
     """
     directory = keep if keep is not None else Path(tempfile.mkdtemp(prefix="gopark-bundle-"))
     interrupted = False
+    inputs: Inputs | None = None
     try:
         try:
             collect_bundle(url, directory, options, progress)
@@ -82,7 +84,11 @@ def collect_inputs(url: str, options: CollectOptions, keep: Path | None = None,
         inputs = load_inputs([directory])
     finally:
         if keep is None:
-            shutil.rmtree(directory, ignore_errors=True)
+            if inputs is not None and any(isinstance(i, Path) for i in inputs.items):
+                # traces stay paths, read later by diagnose: remove the folder at exit
+                atexit.register(shutil.rmtree, directory, ignore_errors=True)
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
     if interrupted:
         inputs.notes.append("collection interrupted (Ctrl-C): diagnosed what was taken")
     if keep is not None:
