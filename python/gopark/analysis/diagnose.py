@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gopark.analysis import growth, suspects
+from gopark.analysis import crosscheck, growth, suspects
 from gopark.analysis.findings import VERDICTS, Diagnosis, Finding, Summary
 from gopark.analysis.inventory import Inventory, inventory, key_of, signature
 from gopark.analysis.source import SourceReader
@@ -46,7 +46,7 @@ class Context:
 
 
 Contributor = Callable[[Context], Iterable[Finding]]
-CONTRIBUTORS: list[Contributor] = [growth.contribute]
+CONTRIBUTORS: list[Contributor] = [growth.contribute, crosscheck.contribute]
 """Analyses that add findings after step 1, in order (see ``register``)."""
 
 

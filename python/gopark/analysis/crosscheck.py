@@ -1,0 +1,348 @@
+"""Step 3 of the method: cross-check the dump's stack groups with the trace's timelines.
+
+The goroutines of a group are found in the trace by goroutine id (debug=2 dumps carry ids,
+and a trace of the same process uses the same ids), or, when the snapshot has no ids or
+comes from another run, by stack: trace goroutines that waited at a stack with the group's
+user signature. For each group: how many the trace saw wait at the group's site, how many
+were woken from it, how many never were, how many were blocked the whole window.
+
+Then the findings the trace supports:
+
+- a suspect group whose traced goroutines never woke is stronger evidence; when the group
+  also grew during the window (goroutines created in it joined and never woke) while older
+  ones stayed blocked throughout, the leak is ``confirmed``;
+- a group whose goroutines keep being woken by a timer is a ticker loop (``ticker``);
+- ``sched-latency`` when the mean runnable → running wait exceeds the seed's 10 ms;
+- ``lock-contention`` when goroutines spend much time queued on one hot lock site.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gopark.analysis import classify, suspects
+from gopark.analysis.findings import Finding
+from gopark.analysis.inventory import Group, Inventory, key_of, signature
+from gopark.analysis.tracefacts import GoroutineFacts, TraceFacts, latency_summary, trace_facts
+from gopark.errors import InputError
+from gopark.model import Frame
+
+if TYPE_CHECKING:  # diagnose imports this module to register it
+    from gopark.analysis.diagnose import Context
+
+SCHED_LATENCY_MS = 10.0
+"""Mean runnable → running wait above which the seed sees scheduler pressure."""
+TICKER_MIN_WAKES = 3
+"""Wakes per goroutine in the window that make a loop (not a one-off wake-up)."""
+TIMER_SHARE = 0.9
+"""Share of wakes done by no goroutine (timers) that makes a timer loop."""
+LOCK_MIN_WAITS = 50
+"""Ended waits at one lock site that make it hot (contention, not one stuck holder)."""
+LOCK_MIN_QUEUED = 1.0
+"""Goroutine-seconds queued at the site per second of window: on average at least one
+goroutine waits for the lock all the time."""
+
+_LOCK_FUNCTIONS = ("sync.(*Mutex).Lock", "sync.(*RWMutex).Lock", "sync.(*RWMutex).RLock",
+                   "internal/sync.(*Mutex).Lock")
+
+
+@dataclass(slots=True)
+class GroupCheck:
+    """One dump group seen through the trace."""
+
+    group: Group
+    joined_by: str
+    """"id" (goroutine ids) or "stack" (user signature)."""
+    traced: int = 0
+    """Goroutines of the group the trace saw at all."""
+    at_site: int = 0
+    """Of those, how many waited at the group's site during the window."""
+    woken: int = 0
+    """Woken from the site at least once."""
+    never_woken: int = 0
+    """Blocked at the site when the trace ended and never woken from it."""
+    whole_window: int = 0
+    """Blocked from before the trace began to its end."""
+    new_never_woken: int = 0
+    """Never woken, and created during the window (the group grew in it)."""
+    wakes_per_goroutine: float = 0.0
+    """Median wakes from the site of the goroutines that were woken."""
+    period_ns: float | None = None
+    """Median time between wakes, for goroutines woken at least twice."""
+    timer_share: float = 0.0
+    """Share of their wakes done by no goroutine (timers, the network poller)."""
+    wakers: list[int] = field(default_factory=list)
+    """Goroutines that woke them last (distinct, at most a few)."""
+
+
+@dataclass(slots=True)
+class _SiteIndex:
+    """Trace goroutines by the user key of the stacks they waited at."""
+
+    facts: TraceFacts
+    keys: dict[int, str] = field(default_factory=dict)
+    wakes: dict[str, dict[int, int]] = field(default_factory=dict)
+    """key → goroutine → waits ended at a stack with that key."""
+    blocked: dict[str, set[int]] = field(default_factory=dict)
+    """key → goroutines blocked at such a stack when the trace ended."""
+
+    def key(self, stack_id: int) -> str:
+        """The user-similarity key of a trace stack (same as the dump group's)."""
+        got = self.keys.get(stack_id)
+        if got is None:
+            got = self.keys[stack_id] = key_of(signature(self.facts.frames(stack_id), "user"),
+                                               "user")
+        return got
+
+    @staticmethod
+    def build(facts: TraceFacts) -> _SiteIndex:
+        index = _SiteIndex(facts)
+        for (gid, sid), n in facts.closed_waits.items():
+            if sid > 0:
+                per = index.wakes.setdefault(index.key(sid), {})
+                per[gid] = per.get(gid, 0) + n
+        for g in facts.goroutines.values():
+            if g.blocked_at_end and g.block_stack > 0:
+                index.blocked.setdefault(index.key(g.block_stack), set()).add(g.id)
+        return index
+
+
+def crosscheck(inv: Inventory, facts: TraceFacts) -> list[GroupCheck]:
+    """Each group of the inventory that the trace saw, with what the trace says of it.
+
+    Groups with goroutine ids are joined by id; when no id of the snapshot is in the trace
+    (no ids, or another process), every group is joined by stack.
+    """
+    index = _SiteIndex.build(facts)
+    ids = {i for g in inv.groups for i in g.goroutine_ids}
+    by_id = bool(ids & facts.goroutines.keys())
+    out = []
+    for group in inv.groups:
+        check = _check(group, facts, index, by_id)
+        if check.traced:
+            out.append(check)
+    return out
+
+
+def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> GroupCheck:
+    wakes = index.wakes.get(group.key, {})
+    blocked = index.blocked.get(group.key, set())
+    if by_id:
+        members = [i for i in group.goroutine_ids if i in facts.goroutines]
+        check = GroupCheck(group, "id", traced=len(members))
+        members = [i for i in members if i in wakes or i in blocked]
+    else:
+        members = sorted(wakes.keys() | blocked)
+        check = GroupCheck(group, "stack", traced=len(members))
+    check.at_site = len(members)
+    woken = [facts.goroutines[i] for i in members if wakes.get(i, 0)]
+    check.woken = len(woken)
+    for i in members:
+        g = facts.goroutines[i]
+        if i in blocked and not wakes.get(i, 0):
+            check.never_woken += 1
+            check.whole_window += g.blocked_whole_window
+            check.new_never_woken += not g.existed_at_start
+    if woken:
+        check.wakes_per_goroutine = statistics.median(wakes[g.id] for g in woken)
+        periods = [p for g in woken if (p := g.wake_period_ns) is not None]
+        check.period_ns = statistics.median(periods) if periods else None
+        total = sum(g.wakes for g in woken)
+        check.timer_share = sum(g.runtime_wakes for g in woken) / total if total else 0.0
+        check.wakers = sorted({g.unblocker for g in woken if g.unblocker >= 0})[:5]
+    return check
+
+
+def contribute(ctx: Context) -> list[Finding]:
+    """Trace findings of a diagnosis: the summary's scheduler latency, sched-latency and
+    lock-contention findings, and trace evidence on the dump's groups."""
+    facts = _read_traces(ctx.paths, ctx.notes)
+    if not facts:
+        return []
+    ctx.summary.sched_latency_ms = latency_summary(
+        np.concatenate([f.latencies_ns for f in facts]))
+    by_id = {i: g for g in ctx.inventory.groups for i in g.goroutine_ids} \
+        if ctx.inventory is not None else {}
+    out: list[Finding] = []
+    for f in facts:
+        out.extend(sched_latency_findings(f, by_id))
+        out.extend(lock_contention_findings(f))
+    if ctx.inventory is not None:
+        last = facts[-1]
+        checks = crosscheck(ctx.inventory, last)
+        if checks and checks[0].joined_by == "stack" and ctx.inventory.form == "debug2":
+            ctx.notes.append(f"no goroutine id of the dump is in {last.source}: "
+                             "joined the dump and the trace by stack (another process?)")
+        for c in checks:
+            found = group_finding(c, last, ctx.threshold)
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def _read_traces(paths: Iterable[Path], notes: list[str]) -> list[TraceFacts]:
+    out = []
+    for p in paths:
+        try:
+            facts = trace_facts(p)
+        except InputError as e:
+            notes.append(f"skipped {e}")
+            continue
+        if facts.damage is not None:
+            notes.append(facts.damage.describe(facts.source))
+        out.append(facts)
+    return out
+
+
+def _seconds(ns: float) -> str:
+    return f"{ns / 1e9:.1f} s"
+
+
+def _goroutines(n: int) -> str:
+    return f"{n:,} goroutine" + ("" if n == 1 else "s")
+
+
+def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding | None:
+    """The trace's evidence on a group step 1 reports (a suspect or a proven leak), as a
+    finding that merges with step 1's; None for groups step 1 does not report."""
+    g = c.group
+    if not c.at_site or g.benign is not None or not (g.leaked or suspects.is_suspect(g, threshold)):
+        return None
+    window = _seconds(facts.duration_ns)
+    verdict, category = "suspected", g.category
+    evidence: list[str] = []
+    if c.woken == 0 and c.never_woken:
+        evidence.append(f"0 of {c.at_site:,} traced were woken in {window} "
+                        f"({c.whole_window:,} blocked the whole window)")
+        if c.whole_window and c.new_never_woken:
+            verdict = "confirmed"
+            evidence.append(f"{c.new_never_woken:,} more blocked there during the window and "
+                            "never woke: the group grows")
+    elif is_timer_loop(c):
+        category = "ticker"
+        period = f", every ~{c.period_ns / 1e6:.0f} ms" if c.period_ns else ""
+        evidence.append(f"{c.woken:,} of {c.at_site:,} traced were woken "
+                        f"{c.wakes_per_goroutine:g} times each in {window}{period}, by a "
+                        "timer: a timer/ticker loop that never exits")
+    else:
+        who = f" (last woken by goroutine {', '.join(map(str, c.wakers))})" if c.wakers else ""
+        evidence.append(f"{c.woken:,} of {c.at_site:,} traced were woken in {window}{who}: "
+                        f"they make progress; {c.never_woken:,} never woke")
+    return Finding(
+        verdict=verdict, category=category,
+        title=f"{_goroutines(g.count)} {suspects.TITLES.get(category, 'blocked')}",
+        goroutines=g.count, wait_minutes=g.wait_minutes, location=g.location,
+        created_by=g.created_by, stack=list(g.stack), evidence=evidence,
+        fix=suspects.FIXES.get(category, ""), source_line=g.source_line,
+        goroutine_ids=list(g.goroutine_ids), group_key=g.key,
+    )
+
+
+def is_timer_loop(c: GroupCheck) -> bool:
+    """Most traced goroutines of the group woke repeatedly, nearly always by a timer."""
+    return c.woken >= max(1, c.at_site // 2) and c.wakes_per_goroutine >= TICKER_MIN_WAKES \
+        and c.timer_share >= TIMER_SHARE
+
+
+def sched_latency_findings(facts: TraceFacts,
+                           groups_by_id: Mapping[int, Group] | None = None) -> list[Finding]:
+    """A ``sched-latency`` finding when the mean runnable → running wait is above 10 ms.
+
+    ``groups_by_id`` (goroutine id → dump group) says where the goroutines that waited
+    are: a preempted goroutine's trace stack often ends in the runtime's preemption
+    handler, while the dump shows its code.
+    """
+    lat = facts.sched_latency_ms()
+    if lat is None or lat["mean"] <= SCHED_LATENCY_MS:
+        return []
+    by_place: dict[Frame | None, list[int]] = {}
+    for g in facts.goroutines.values():
+        if g.runnable_waits:
+            entry = by_place.setdefault(_place(g, facts, groups_by_id or {}), [0, 0])
+            entry[0] += 1
+            entry[1] += g.runnable_ns
+    ranked = sorted(by_place.items(), key=lambda kv: -kv[1][1])
+    evidence = [
+        f"mean runnable → running wait {lat['mean']:.1f} ms (p50 {lat['p50']:.1f} ms, "
+        f"p99 {lat['p99']:.1f} ms) over {len(facts.latencies_ns):,} waits in "
+        f"{_seconds(facts.duration_ns)} on {facts.procs} Ps; above {SCHED_LATENCY_MS:g} ms "
+        "the scheduler is under pressure",
+    ]
+    total = sum(ns for _, ns in by_place.values())
+    evidence += [f"{_goroutines(n)} at {place.function if place else 'an unknown place'} "
+                 f"waited {_seconds(ns)} to run in total" for place, (n, ns) in ranked[:3]
+                 if ns >= total / 20]
+    top = ranked[0][0] if ranked else None
+    waiting = sum(n for n, _ in by_place.values())
+    return [Finding(
+        verdict="suspected", category="sched-latency",
+        title=f"goroutines wait {lat['mean']:.0f} ms on average to run once runnable "
+              f"({_goroutines(waiting)}, {facts.procs} Ps)",
+        goroutines=waiting, location=top, evidence=evidence,
+        fix="more runnable goroutines than GOMAXPROCS can serve: bound CPU-heavy work "
+            "(a worker pool sized to GOMAXPROCS), check GOMAXPROCS against the CPU limit, "
+            "and look for busy loops and lock convoys",
+    )]
+
+
+def _place(g: GoroutineFacts, facts: TraceFacts, groups_by_id: Mapping[int, Group]) \
+        -> Frame | None:
+    """Where a goroutine's code is: its dump group, else the user frame of its last trace
+    stack, else its entry function."""
+    group = groups_by_id.get(g.id)
+    if group is not None and group.location is not None:
+        return group.location
+    for sid in (g.last_stack, g.start_stack):
+        frames = facts.frames(sid)
+        i = classify.first_user_index(frames)
+        if i is not None:
+            return frames[i]
+    return classify.location(facts.frames(g.start_stack or g.last_stack))
+
+
+def lock_contention_findings(facts: TraceFacts) -> list[Finding]:
+    """``lock-contention`` findings: lock sites where goroutines queue much of the time."""
+    by_place: dict[Frame, list[int]] = {}
+    stack_of: dict[Frame, int] = {}
+    stacks_of: dict[Frame, set[int]] = {}
+    for site in facts.wait_sites.values():
+        frames = facts.frames(site.stack)
+        if not any(f.function in _LOCK_FUNCTIONS for f in frames):
+            continue
+        place = classify.location(frames)
+        if place is None:
+            continue
+        entry = by_place.setdefault(place, [0, 0, 0])
+        entry[0] += site.waits
+        entry[1] += site.wait_ns + site.open_ns
+        entry[2] += site.open_waits
+        stack_of.setdefault(place, site.stack)
+        stacks_of.setdefault(place, set()).add(site.stack)
+    window = max(facts.duration_ns, 1)
+    out = []
+    for place, (waits, ns, still) in sorted(by_place.items(), key=lambda kv: -kv[1][1]):
+        queued = ns / window
+        if waits < LOCK_MIN_WAITS or queued < LOCK_MIN_QUEUED:
+            continue
+        stacks = stacks_of[place]
+        waiters = len({gid for gid, sid in facts.closed_waits if sid in stacks})
+        out.append(Finding(
+            verdict="suspected", category="lock-contention",
+            title=f"{_goroutines(waiters)} queue on a lock at {place.function}: "
+                  f"{queued:.1f} waiting on average",
+            goroutines=waiters, location=place,
+            stack=list(facts.frames(stack_of[place])),
+            evidence=[f"{waits:,} waits for the lock ended in {_seconds(facts.duration_ns)} "
+                      f"(mean {ns / max(waits + still, 1) / 1e6:.2f} ms), {still:,} still "
+                      f"waiting at the end; {_seconds(ns)} queued in total"],
+            fix="hold the lock for less time (no I/O or heavy work under it), shard the "
+                "guarded state, or use sync/atomic or an RWMutex for read-mostly data",
+        ))
+    return out
+
