@@ -3,8 +3,9 @@
 //! Reads Go execution traces (the v2 format of Go 1.22+) into one ordered stream of
 //! events and a per-goroutine summary. Layers, each in its own module:
 //! `wire` (header, varints, batches) → `generation` (one generation's batches and
-//! tables) → `order` (the consistent total order, validated against the scheduler's
-//! state machine) → `summary` (per-goroutine times), driven by `reader`.
+//! tables) → `merge` (one consistent order across threads) with `order` (the
+//! scheduler's state machine, which also validates) → `summary` (per-goroutine
+//! times), driven by `reader`.
 //!
 //! The pure-Rust engine (no Python) is tested with `cargo test`; the PyO3 bindings in
 //! `python.rs` are compiled only with the `python` feature, which maturin turns on.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod fasthash;
 pub mod generation;
+pub mod merge;
 pub mod order;
 pub mod reader;
 pub mod spec;

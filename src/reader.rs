@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::error::{Result, TraceError};
 use crate::event::Event;
 use crate::generation::{ClockSnapshot, GenerationReader};
-use crate::order::Orderer;
+use crate::merge::Orderer;
 use crate::spec::Version;
 use crate::summary::Summarizer;
 
