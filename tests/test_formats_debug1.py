@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gofixtures
 import pytest
+from dumpwait import settle
 from gopark.errors import InputError
 from gopark.formats.debug1 import UNKNOWN_FUNCTION, parse_debug1
 from gopark.formats.dump import parse_dump
@@ -27,8 +28,7 @@ SEND_LINE = next(i for i, line in enumerate(SEND_MAIN.read_text().splitlines(), 
 def profiles(name: str, version: str, n: int = N) -> dict[str, bytes]:
     """goroutine?debug=1, goroutine?debug=2 and (Go 1.27) goroutineleak?debug=1."""
     with gofixtures.run(name, version, ["-n", str(n)]) as p:
-        out = {"debug1": gofixtures.fetch(p, "goroutine?debug=1"),
-               "debug2": gofixtures.fetch(p, "goroutine?debug=2")}
+        out = {"debug2": settle(p), "debug1": gofixtures.fetch(p, "goroutine?debug=1")}
         if version == "1.27":
             out["leak1"] = gofixtures.fetch(p, "goroutineleak?debug=1")
         return out

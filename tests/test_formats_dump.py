@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gofixtures
 import pytest
+from dumpwait import settle
 from gopark.demo.goprocess import GoProcess, go_env
 from gopark.errors import InputError
 from gopark.formats.dump import parse_dump
@@ -61,13 +62,14 @@ def functions(g: Goroutine) -> list[str]:
 @functools.cache
 def debug2(name: str, version: str, n: int = N) -> bytes:
     with gofixtures.run(name, version, ["-n", str(n)]) as p:
-        return gofixtures.fetch(p, "goroutine?debug=2")
+        return settle(p)
 
 
 @functools.cache
 def leak_dumps(version: str, experiment: str = "") -> tuple[bytes, bytes]:
     """(goroutineleak?debug=2, goroutine?debug=2 taken after it) of sendaftertimeout."""
     with gofixtures.run("sendaftertimeout", version, ["-n", str(N)], experiment=experiment) as p:
+        settle(p)
         leak = gofixtures.fetch(p, "goroutineleak?debug=2")
         return leak, gofixtures.fetch(p, "goroutine?debug=2")
 
@@ -89,6 +91,7 @@ def sigquit_traceback(version: str, traceback: str, godebug: str = "") -> bytes:
     if godebug:
         env["GODEBUG"] = godebug
     with gofixtures.run("sendaftertimeout", version, ["-n", str(N)], env=env) as p:
+        settle(p)
         p.signal(signal.SIGQUIT)
         p.wait(60)
         return p.stderr_text().encode()
@@ -219,8 +222,10 @@ def test_panic_traceback(version: str, traceback: str) -> None:
     first = snap.goroutines[0]
     assert first.id == 1 and first.state == "running"
     assert "goparkfixtures/harness.Run" in functions(first)
-    leaked = senders(snap)
-    assert len(leaked) == N
+    # the panic comes right after "ready": on a loaded machine a few workers may still
+    # sleep in slowLookup, so only those already sending are checked for their stack
+    leaked = [g for g in senders(snap) if g.state == "chan send"]
+    assert len(senders(snap)) == N and len(leaked) >= N // 2
     if traceback == "system":
         # runtime frames and runtime goroutines are shown; frames carry fp/sp/pc
         assert all(functions(g)[0] == "runtime.gopark" for g in leaked)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gofixtures
 import pytest
+from dumpwait import settle
 from gopark.cli import main as gopark_main
 from gopark.errors import InputError
 from gopark.formats.load import load_bytes, load_path
@@ -23,7 +24,7 @@ def captures() -> dict[str, bytes]:
     """One of each input Go's net/http/pprof serves, from one run of sendaftertimeout."""
     with gofixtures.run("sendaftertimeout", "1.27", ["-n", str(N)]) as p:
         return {
-            "dump": gofixtures.fetch(p, "goroutine?debug=2"),
+            "dump": settle(p),
             "debug1": gofixtures.fetch(p, "goroutine?debug=1"),
             "goroutine.pb.gz": gofixtures.fetch(p, "goroutine"),
             "heap.pb.gz": gofixtures.fetch(p, "heap"),
