@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from gofixtures import run
-from gopark.formats.trace import KIND_NAMES, load_trace
+from gopark.formats.trace import KIND_NAMES, load_trace, summarize_trace
 from tracefixtures import (
     V2_GO,
     busy_trace,
@@ -34,6 +34,7 @@ def _cases() -> list[tuple[str, str]]:
     cases += [(v, "testprog:iter-pull") for v in ("1.23", "1.27")]
     cases += [("1.25", "flight"), ("1.27", "flight")]
     cases += [("1.22", "gotest"), ("1.27", "gotest")]
+    cases += [("1.23", "allocfree"), ("1.27", "allocfree")]
     return cases
 
 
@@ -46,6 +47,9 @@ def _make(short: str, what: str, tmp: Path) -> Path:
     out = tmp / f"{what.replace(':', '-')}-{short}.trace"
     if what == "busy":
         return busy_trace(short, out)
+    if what == "allocfree":
+        # Heap alloc/free events go in experimental batches, which readers skip.
+        return busy_trace(short, out, duration="100ms", godebug="traceallocfree=1")
     if what == "gotest":
         return go_test_trace(short, out)
     if what == "flight":
@@ -62,6 +66,14 @@ def test_stream_equals_go_tool_trace_parsed(short: str, what: str, tmp: Path) ->
     got = gopark_parsed(trace)
     assert len(want) > 20
     assert got == want, first_difference(want, got)
+
+
+def test_experimental_batches_are_skipped(tmp: Path) -> None:
+    trace = busy_trace("1.27", tmp / "allocfree-check.trace", duration="100ms",
+                       godebug="traceallocfree=1")
+    s = summarize_trace(trace)
+    assert sum(g.experimental_bytes for g in s.generations) > 1_000
+    assert s.damage is None
 
 
 def test_trace_fetched_from_debug_pprof_trace(tmp: Path) -> None:

@@ -30,7 +30,8 @@ def go_env() -> dict[str, str]:
 
 
 def busy_trace(short: str, out: Path, duration: str = "150ms", workers: int = 4,
-               cpu: bool = True, flight: bool = False, leaks: int = 20) -> Path:
+               cpu: bool = True, flight: bool = False, leaks: int = 20,
+               godebug: str = "") -> Path:
     """Run tracebusy built with Go `short` so it records a trace into `out`."""
     exe = program("tracebusy", short)
     args = [str(exe), "-trace", str(out), "-for", duration, "-workers", str(workers),
@@ -39,7 +40,8 @@ def busy_trace(short: str, out: Path, duration: str = "150ms", workers: int = 4,
         args.append("-cpu")
     if flight:
         args.append("-flight")
-    subprocess.run(args, check=True, env=go_env(), timeout=120, capture_output=True)
+    env = go_env() | ({"GODEBUG": godebug} if godebug else {})
+    subprocess.run(args, check=True, env=env, timeout=120, capture_output=True)
     return out
 
 
