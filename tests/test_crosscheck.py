@@ -107,6 +107,20 @@ def test_leaked_senders_were_never_woken(captures: dict[str, Capture]) -> None:
     assert not is_timer_loop(c)
 
 
+@pytest.mark.parametrize("version", ["1.22", "1.23", "1.25", "1.26"])
+def test_leaked_senders_never_woken_older_go(version: str, tmp_path: Path) -> None:
+    """The same join on the trace formats of older Go releases (Go 1.22 writes no stack
+    for goroutines blocked since before the trace: the id join places them by the dump)."""
+    cap = Capture(tmp_path / "t.trace", tmp_path / "d.txt", tmp_path / "d1.txt")
+    with gofixtures.run("sendaftertimeout", version, ["-n", "100", "-rate", "20"]) as p:
+        cap.trace.write_bytes(gofixtures.fetch(p, "trace?seconds=1"))
+        cap.dump.write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
+    c = _check_at(cap.checks(), "main.fetch.func1")
+    assert c.joined_by == "id"
+    assert c.at_site >= 100 and c.woken == 0 and c.never_woken == c.at_site
+    assert c.whole_window >= 95 and c.new_never_woken >= 5
+
+
 def test_leak_finding_confirmed_by_the_trace(captures: dict[str, Capture]) -> None:
     """One dump alone makes a suspect; the trace confirms it: older goroutines blocked the
     whole window, newer ones joined and never woke."""
@@ -252,6 +266,17 @@ def test_damaged_trace_is_a_note(captures: dict[str, Capture], tmp_path: Path) -
     d = diagnose([captures["leak"].snapshot(), stub])
     assert any(n.startswith(f"skipped {stub}") and "byte" in n for n in d.notes), d.notes
     assert _by_category(d.findings, "chan-send")
+
+
+def test_cli_text_shows_latency_and_trace_evidence(captures: dict[str, Capture]) -> None:
+    """gopark diagnose DUMP TRACE on the terminal: the scheduler latency in the header, the
+    trace's evidence under the finding."""
+    cap = captures["leak"]
+    proc = subprocess.run([sys.executable, "-m", "gopark", "diagnose", str(cap.dump),
+                           str(cap.trace)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "sched latency: mean " in proc.stdout
+    assert "traced were woken in 2.0 s" in proc.stdout
 
 
 def test_cli_collects_a_trace_and_cross_checks(tmp_path: Path) -> None:

@@ -136,6 +136,10 @@ def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> G
     if by_id:
         members = [i for i in group.goroutine_ids if i in facts.goroutines]
         check = GroupCheck(group, "id", traced=len(members))
+        # Older Go (1.22) writes no stack for a goroutine blocked since before the trace:
+        # the dump says where that same goroutine waits.
+        blocked = blocked | {i for i in members if facts.goroutines[i].blocked_at_end
+                             and not facts.goroutines[i].block_stack}
         members = [i for i in members if i in wakes or i in blocked]
     else:
         members = sorted(wakes.keys() | blocked)

@@ -122,6 +122,9 @@ def render_diagnosis(d: Diagnosis, out: TextIO, terminal: bool | None = None,
         facts[0] = f"goroutines: {s.goroutines_first:,} → {s.goroutines_last:,}"
     if s.parked_fraction is not None:
         facts.append(f"parked: {s.parked_fraction:.0%}")
+    if s.sched_latency_ms:
+        lat = s.sched_latency_ms
+        facts.append(f"sched latency: mean {lat['mean']:.2f} ms, p99 {lat['p99']:.2f} ms")
     if d.go_version:
         facts.append(d.go_version)
     console.print("  " + "; ".join(facts))
