@@ -46,6 +46,7 @@ def trace_json(s: TraceSummary, groups: list[GoroutineGroup]) -> dict[str, Any]:
         "trace_format": f"go 1.{s.version}",
         "size_bytes": s.size,
         "generations": len(s.generations),
+        "experimental_bytes_skipped": sum(gen.experimental_bytes for gen in s.generations),
         "start_ns": s.start_time,
         "end_ns": s.end_time,
         "duration_ns": s.duration_ns,

@@ -68,6 +68,10 @@ def render_summary(s: TraceSummary, groups: list[GoroutineGroup], out: TextIO,
           f"{c['stw_pauses']} stop-the-world pause(s) totalling {duration(c['stw_ns'])}", file=out)
     print(f"  {len(g):,} goroutines: {created:,} created and {ended:,} ended during the trace, "
           f"{blocked:,} blocked at the end", file=out)
+    skipped = sum(gen.experimental_bytes for gen in s.generations)
+    if skipped:
+        print(f"  {size(skipped)} of experimental batches (e.g. GODEBUG=traceallocfree) skipped",
+              file=out)
     if s.damage is not None:
         print(f"  DAMAGED at byte {s.damage.offset}: {s.damage.message} "
               f"({s.damage.fraction_lost:.1%} of the file unread)", file=out)
