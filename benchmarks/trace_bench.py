@@ -11,7 +11,8 @@
    - `go tool trace -pprof=sched FILE` (the tool binary itself, found with go tool -n);
    - golang.org/x/exp/trace reading every event (benchmarks/xexptrace; needs the module
      proxy the first time; skipped if it cannot be built).
-3. Prints seconds, MB/s, events/s and peak RSS of each, and gopark's ratios.
+3. Prints wall seconds, CPU seconds (user+sys: less sensitive to a busy machine), MB/s,
+   events/s and peak RSS of each, and gopark's ratios (wall time, peak RSS).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ GO = "1.27"
 class Run:
     name: str
     seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     output: str
 
@@ -61,7 +63,8 @@ def measure(name: str, cmd: list[str]) -> Run:
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
         raise SystemExit(f"{name} failed with exit code {p.returncode}")
-    return Run(name, elapsed, usage.ru_maxrss / 1024, out.decode(errors="replace").strip())
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(name, elapsed, cpu, usage.ru_maxrss / 1024, out.decode(errors="replace").strip())
 
 
 def make_trace(size_mb: int, regenerate: bool) -> Path:
@@ -135,6 +138,7 @@ def main() -> int:
     results = {
         "trace": str(trace), "size_mb": round(mb, 1), "events": events,
         "runs": [{"name": r.name, "seconds": round(r.seconds, 3),
+                  "cpu_seconds": round(r.cpu_seconds, 3),
                   "mb_per_s": round(mb / r.seconds, 1),
                   "events_per_s": round(events / r.seconds),
                   "peak_rss_mb": round(r.peak_rss_mb, 1)} for r in runs],
@@ -148,10 +152,10 @@ def main() -> int:
         print(json.dumps(results, indent=2))
         return 0
     print(f"trace: {trace} ({mb:.1f} MB, {events:,} events)")
-    print(f"{'':32} {'seconds':>8} {'MB/s':>8} {'Mevents/s':>10} {'peak RSS':>10}")
+    print(f"{'':32} {'seconds':>8} {'CPU s':>8} {'MB/s':>8} {'Mevents/s':>10} {'peak RSS':>10}")
     for r in runs:
         rate = events / r.seconds / 1e6
-        print(f"{r.name:32} {r.seconds:8.2f} {mb / r.seconds:8.1f} {rate:10.2f} "
+        print(f"{r.name:32} {r.seconds:8.2f} {r.cpu_seconds:8.2f} {mb / r.seconds:8.1f} {rate:10.2f} "
               f"{r.peak_rss_mb:8.0f}MB")
     for r in runs[1:]:
         print(f"gopark vs {r.name}: {r.seconds / g.seconds:.1f}x faster, "

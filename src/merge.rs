@@ -15,6 +15,22 @@ use crate::order::{Ordering, Raw, lookup_stack};
 use crate::spec::{self, Version, ev};
 use crate::wire::uvarint;
 
+/// Per wire event type: 1 + its arguments after the timestamp for timed events of the
+/// trace's version, 0 for anything that may not appear in an event batch.
+type Arity = [u8; 256];
+
+fn arity(v: Version) -> Arity {
+    let mut t = [0u8; 256];
+    for (typ, slot) in t.iter_mut().enumerate() {
+        if let Some(sp) = spec::spec(v, typ as u8) {
+            if sp.timed {
+                *slot = sp.args.len() as u8;
+            }
+        }
+    }
+    t
+}
+
 /// Reads one thread's events, batch after batch.
 struct Cursor {
     m: i64,
@@ -29,7 +45,7 @@ struct Cursor {
 
 impl Cursor {
     /// Decode the thread's next event into `self.ev`; false when the thread is done.
-    fn next(&mut self, g: &Generation, v: Version) -> Result<bool> {
+    fn next(&mut self, g: &Generation, v: Version, arity: &Arity) -> Result<bool> {
         let batches = &g.threads[self.thread].1;
         while self.batch < batches.len() && batches[self.batch].data.len() == self.off {
             self.batch += 1;
@@ -46,38 +62,29 @@ impl Cursor {
         let data = &b.data[self.off..];
         let at = b.data_offset + self.off as u64;
         let typ = data[0];
-        let sp = match spec::spec(v, typ) {
-            Some(sp) if sp.timed => sp,
-            Some(_) => {
-                return Err(TraceError::new(
-                    ErrorKind::Malformed,
-                    at,
-                    format!(
-                        "found event without a timestamp: type={typ} ({})",
-                        spec::name(typ)
-                    ),
-                ));
-            }
-            None => {
-                return Err(TraceError::new(
-                    ErrorKind::Malformed,
-                    at,
-                    format!("found invalid event type {typ}"),
-                ));
-            }
-        };
+        let nargs = arity[typ as usize] as usize;
+        if nargs == 0 {
+            let msg = match spec::spec(v, typ) {
+                Some(_) => format!(
+                    "found event without a timestamp: type={typ} ({})",
+                    spec::name(typ)
+                ),
+                None => format!("found invalid event type {typ}"),
+            };
+            return Err(TraceError::new(ErrorKind::Malformed, at, msg));
+        }
         let mut n = 1;
         let bad = || {
             TraceError::new(
                 ErrorKind::Malformed,
                 at,
-                format!("invalid or cut varint in {} event", sp.name),
+                format!("invalid or cut varint in {} event", spec::name(typ)),
             )
         };
         let (dt, k) = uvarint(&data[n..]).ok_or_else(bad)?;
         n += k;
         let mut args = [0u64; 4];
-        for slot in args.iter_mut().take(sp.args.len() - 1) {
+        for slot in args.iter_mut().take(nargs - 1) {
             let (x, k) = uvarint(&data[n..]).ok_or_else(bad)?;
             *slot = x;
             n += k;
@@ -144,6 +151,7 @@ fn heap_remove(h: &mut Vec<Cursor>, mut i: usize) {
 pub struct Orderer {
     pub order: Ordering,
     version: Version,
+    arity: Arity,
     last_time: i64,
     syncs: i64,
 }
@@ -153,6 +161,7 @@ impl Orderer {
         Orderer {
             order: Ordering::new(catalog),
             version,
+            arity: arity(version),
             last_time: 0,
             syncs: 0,
         }
@@ -214,7 +223,7 @@ impl Orderer {
                 ev: Raw::default(),
                 at: 0,
             };
-            if c.next(g, v)? {
+            if c.next(g, v, &self.arity)? {
                 heap.push(c);
                 let last = heap.len() - 1;
                 sift_up(&mut heap, last);
@@ -295,7 +304,7 @@ impl Orderer {
         if !ok {
             return Ok(false);
         }
-        if heap[i].next(g, self.version)? {
+        if heap[i].next(g, self.version, &self.arity)? {
             heap_update(heap, i);
         } else {
             heap_remove(heap, i);
