@@ -155,8 +155,8 @@ def main() -> int:
     print(f"{'':32} {'seconds':>8} {'CPU s':>8} {'MB/s':>8} {'Mevents/s':>10} {'peak RSS':>10}")
     for r in runs:
         rate = events / r.seconds / 1e6
-        print(f"{r.name:32} {r.seconds:8.2f} {r.cpu_seconds:8.2f} {mb / r.seconds:8.1f} {rate:10.2f} "
-              f"{r.peak_rss_mb:8.0f}MB")
+        print(f"{r.name:32} {r.seconds:8.2f} {r.cpu_seconds:8.2f} {mb / r.seconds:8.1f} "
+              f"{rate:10.2f} {r.peak_rss_mb:8.0f}MB")
     for r in runs[1:]:
         print(f"gopark vs {r.name}: {r.seconds / g.seconds:.1f}x faster, "
               f"{r.peak_rss_mb / g.peak_rss_mb:.1f}x less memory")

@@ -22,10 +22,8 @@ type Arity = [u8; 256];
 fn arity(v: Version) -> Arity {
     let mut t = [0u8; 256];
     for (typ, slot) in t.iter_mut().enumerate() {
-        if let Some(sp) = spec::spec(v, typ as u8) {
-            if sp.timed {
-                *slot = sp.args.len() as u8;
-            }
+        if let Some(sp) = spec::spec(v, typ as u8).filter(|sp| sp.timed) {
+            *slot = sp.args.len() as u8;
         }
     }
     t

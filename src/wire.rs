@@ -74,10 +74,8 @@ pub fn parse_header(h: &[u8]) -> Result<Version> {
 #[inline]
 pub fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
     // Most arguments (time deltas, small IDs) fit in one byte.
-    if let Some(&b0) = b.first() {
-        if b0 < 0x80 {
-            return Some((b0 as u64, 1));
-        }
+    if let Some(&b0) = b.first().filter(|&&b0| b0 < 0x80) {
+        return Some((b0 as u64, 1));
     }
     let mut x: u64 = 0;
     let mut shift = 0u32;
