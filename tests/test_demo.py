@@ -134,7 +134,8 @@ def test_benign_shapes_are_marked(quick_127: dict[str, Any]) -> None:
                 if f["location"] and f["location"]["function"] == function]
 
     pool = benign_at("main.auditWorker")
-    assert [(f["verdict"], f["goroutines"]) for f in pool] == [("benign", 8)]
+    assert [f["verdict"] for f in pool] == ["benign"]
+    assert 7 <= pool[0]["goroutines"] <= 8  # one may be busy when the dump is taken
     conns = [f for f in benign_at("net/http.(*conn).serve") if "keep-alive" in f["title"]]
     assert conns and all(f["verdict"] == "benign" for f in conns)
     # Nothing but the two leaks is serious.
@@ -158,11 +159,12 @@ def test_confirmed_on_go_1_21_text_output(cache: Path) -> None:
     assert "built gopark/demo/leaky with go1.21.13" in text
     m = re.search(r"goroutines (\d+) → (\d+) \(\+(\d+)/min\)", text)
     assert m and int(m.group(2)) > int(m.group(1)) and int(m.group(3)) > 100, text
-    first = next(line for line in text.splitlines() if line.startswith("F1 "))
-    assert first.startswith("F1 [confirmed] chan-send:"), text
+    # (a confirmed heap-growth finding may rank above it: findings rank by verdict first)
+    assert re.search(r"^F[12] \[confirmed\] chan-send: \d+ goroutines blocked sending",
+                     text, re.MULTILINE), text
     assert f"at main.lookupPrice.func1 (main.go:{LEAK_LINE})" in text
     assert f"main.(*pageCache).put (main.go:{CACHE_LINE})" in text
-    assert "worker pool: 8 workers" in text
+    assert re.search(r"worker pool: [78] workers", text), text
     assert "idle HTTP server connection (keep-alive)" in text
     url = re.search(r"ran it at (\S+)", text)
     assert url and port_is_closed(url.group(1))
@@ -271,4 +273,12 @@ def test_no_go_is_a_clear_message(tmp_path: Path) -> None:
     out = run_gopark(["demo"], env)
     assert out.returncode == 2
     assert out.stderr.startswith("gopark: error: no Go toolchain found")
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_gopark_go_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    env = demo_env(tmp_path / "cache", str(tmp_path / "no" / "go"))
+    out = run_gopark(["demo"], env)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"gopark: error: cannot run {tmp_path / 'no' / 'go'}: ")
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

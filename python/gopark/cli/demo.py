@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.console import Console, RenderableType
+from rich.progress import Progress, ProgressColumn, Task
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from gopark.cli.collect import parse_duration
 from gopark.collect import ProgressEvent
@@ -90,45 +94,68 @@ def what_happened(r: DemoRun) -> str:
 
 
 class _Display:
-    """Steps and a progress bar on a terminal; nothing when stderr is piped."""
+    """Steps and a live status line on a terminal; nothing when stderr is piped."""
 
     def __init__(self, stream: TextIO, duration: float) -> None:
         self.console = Console(file=stream, stderr=stream is sys.stderr, highlight=False)
         self.live = self.console.is_terminal
-        self.duration = duration
         self.progress: Progress | None = None
-        self.task: TaskID | None = None
+        self.load = LoadStats()
+        self.began = 0.0
+        self.planned = duration
+        self.snapshots = 0
 
     def __enter__(self) -> _Display:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        self._stop()
 
     def say(self, text: str) -> None:
         """One step of the demo."""
         if self.live:
-            self.console.print(f"[dim]gopark demo:[/] {text}", markup=True)
+            self.console.print(Text("gopark demo: ", style="dim") + Text(text))
 
     def event(self, e: ProgressEvent, load: LoadStats) -> None:
-        """A collection event, with the load sent so far."""
+        """A collection event, with the (live) load statistics."""
         if not self.live:
             return
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn("[bold]collecting[/]"), BarColumn(bar_width=30),
-                TimeRemainingColumn(), TextColumn("{task.description}"),
-                console=self.console, transient=True,
-            )
+        if self.progress is None and e.what != "done":
+            self.load = load
+            self.began = time.monotonic() - e.elapsed_s
+            self.progress = Progress(_Status(self), console=self.console, transient=True)
             self.progress.start()
-            self.task = self.progress.add_task("", total=e.planned_s)
-        assert self.task is not None
-        what = e.text if e.what == "step" else ""
-        self.progress.update(
-            self.task, completed=min(e.elapsed_s, e.planned_s),
-            description=f"{load.searches:,} searches, {load.timed_out:,} timed out"
-                        + (f" · {what}" if what else ""))
+            self.progress.add_task("collecting", total=None)
+        self.planned = e.planned_s
+        if e.what == "file" and e.file is not None and e.file.kind == "goroutine" \
+                and e.file.form != "debug2" and e.file.ok:
+            self.snapshots += 1
         if e.what == "done":
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class _Status(ProgressColumn):
+    """The collection's status, drawn by the clock on every refresh: a bar, the time left,
+    the load sent so far and the snapshots taken."""
+
+    def __init__(self, display: _Display) -> None:
+        super().__init__()
+        self.display = display
+
+    def render(self, task: Task) -> RenderableType:
+        d = self.display
+        done = min(d.planned, time.monotonic() - d.began)
+        row = Table.grid(padding=(0, 1))
+        row.add_row(
+            Text("collecting", style="bold"),
+            ProgressBar(total=d.planned, completed=done, width=30),
+            Text(f"{max(0.0, d.planned - done):3.0f}s left"),
+            Text(f"{d.load.searches:,} searches sent, {d.load.timed_out:,} timed out, "
+                 f"{d.snapshots} snapshots taken", style="dim"),
+        )
+        return row

@@ -41,7 +41,7 @@ import (
 var (
 	slowDelay  = flag.Duration("upstream-delay", 60*time.Millisecond, "how slow the upstream is for a cold item")
 	deadline   = flag.Duration("deadline", 20*time.Millisecond, "how long /search waits for the upstream")
-	offers     = flag.Int("offers", 480, "offers on a result page (about 100 bytes each)")
+	offers     = flag.Int("offers", 640, "offers on a result page (about 100 bytes each)")
 	auditQueue = make(chan string, 128)
 	pages      = pageCache{entries: map[string][]byte{}}
 )
