@@ -120,20 +120,19 @@ impl Reader {
         self.inner.version()
     }
 
-    /// The next generation's events as columns, or None at the end. Raises
-    /// TraceDecodeError(kind, offset, message) at damage; earlier results stay valid.
+    /// The next generation's events as columns, or None at the end. At damage, the
+    /// events before it are returned and the next call raises
+    /// TraceDecodeError(kind, offset, message); earlier results stay valid.
     fn next_generation<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let mut out = Vec::new();
         let inner = &mut self.inner;
         let res = py.detach(|| guarded(|| inner.next_generation(&mut out)))?;
         match res {
+            // Events ordered before the damage come first; the error on the next call.
+            Err(_) if !out.is_empty() => Ok(Some(columns(py, &out)?)),
             Err(e) => Err(decode_error(&e)),
-            Ok(more) => {
-                if !more && out.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some(columns(py, &out)?))
-            }
+            Ok(false) if out.is_empty() => Ok(None),
+            Ok(_) => Ok(Some(columns(py, &out)?)),
         }
     }
 

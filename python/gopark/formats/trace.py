@@ -15,7 +15,9 @@ or, to walk a big trace one generation at a time with bounded memory::
 Events come out in one consistent order (the same as ``go tool trace -d=parsed``),
 with goroutine and proc state transitions resolved (from, to, reason, stack, and for an
 unblock the goroutine that did it). A trace damaged partway is read up to the damage:
-``damage`` then says where and how much was lost; a file with nothing readable raises
+``damage`` then says where and how much was lost (counted from the end of the last
+complete generation; the events of the damaged generation that could be ordered before
+the damage are kept too, as Go's own reader does); a file with nothing readable raises
 :class:`gopark.errors.InputError`.
 """
 
