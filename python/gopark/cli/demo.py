@@ -82,7 +82,9 @@ def what_happened(r: DemoRun) -> str:
         f"{s.timed_out:,} timed out (each left a goroutine behind), {s.cached:,} added a "
         f"page to its never-evicted cache; {s.health_checks:,} health checks",
         f"  collected for {o.duration:g} s (a goroutine snapshot every {o.interval:g} s), "
-        "then stopped the service",
+        "then stopped the service" if not r.interrupted else
+        f"  collected for {r.collect_seconds:.0f} s of the planned {o.duration:g} s "
+        "(interrupted), then stopped the service",
     ]
     g = r.diagnosis.summary
     if g.goroutines_per_min is not None:
@@ -120,13 +122,13 @@ class _Display:
         """A collection event, with the (live) load statistics."""
         if not self.live:
             return
+        self.planned = e.planned_s
         if self.progress is None and e.what != "done":
             self.load = load
             self.began = time.monotonic() - e.elapsed_s
             self.progress = Progress(_Status(self), console=self.console, transient=True)
             self.progress.start()
             self.progress.add_task("collecting", total=None)
-        self.planned = e.planned_s
         if e.what == "file" and e.file is not None and e.file.kind == "goroutine" \
                 and e.file.form != "debug2" and e.file.ok:
             self.snapshots += 1

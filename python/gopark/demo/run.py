@@ -71,6 +71,10 @@ class DemoRun:
     go_version: str
     load: LoadStats
     load_seconds: float
+    collect_seconds: float
+    """Wall time of the collection (its window plus the captures at both ends)."""
+    interrupted: bool
+    """Ctrl-C ended the collection early."""
     options: DemoOptions
 
 
@@ -148,12 +152,16 @@ def run_demo(options: DemoOptions = DemoOptions(), say: Say = lambda _: None,
                 f"a snapshot every {options.interval:g} s …")
             collect = CollectOptions(interval=options.interval, duration=options.duration,
                                      probe_go_version=False)
+            collect_began = time.monotonic()
             inputs = collect_inputs(
                 proc.base_url, collect,
                 progress=(lambda e: progress(e, load.stats)) if progress else None)
+            collect_seconds = time.monotonic() - collect_began
         load_seconds = time.monotonic() - began
     say("stopped the demo service; diagnosing …")
     d = diagnose(inputs.items, target=proc.base_url)
     d.notes.extend(inputs.notes)
     d.go_version = d.go_version or version
-    return DemoRun(d, proc.base_url, version, load.stats, load_seconds, options)
+    interrupted = any(n.startswith("collection interrupted") for n in inputs.notes)
+    return DemoRun(d, proc.base_url, version, load.stats, load_seconds, collect_seconds,
+                   interrupted, options)
