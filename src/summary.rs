@@ -134,6 +134,9 @@ const PAGE_BITS: u32 = 12;
 #[derive(Default)]
 struct RowIndex {
     pages: Vec<Option<Box<[u32]>>>,
+    /// Pages made so far; capped relative to the rows so that scattered IDs (a damaged
+    /// or hostile trace) cannot make a page per event.
+    page_count: usize,
     other: IdMap<i64, u32>,
 }
 
@@ -143,26 +146,34 @@ impl RowIndex {
 
     fn get(&self, id: i64) -> Option<u32> {
         let page = (id as u64 >> PAGE_BITS) as usize;
-        if id >= 0 && page < Self::MAX_PAGES {
-            let row = self.pages.get(page)?.as_ref()?[(id as usize) & ((1 << PAGE_BITS) - 1)];
-            (row != NO_ROW).then_some(row)
-        } else {
-            self.other.get(&id).copied()
+        if let Some(Some(p)) = self.pages.get(page).filter(|_| id >= 0) {
+            let row = p[(id as usize) & ((1 << PAGE_BITS) - 1)];
+            if row != NO_ROW {
+                return Some(row);
+            }
         }
+        // Also where an ID lands whose page was not affordable when it was first seen.
+        self.other.get(&id).copied()
     }
 
     fn insert(&mut self, id: i64, row: u32) {
         let page = (id as u64 >> PAGE_BITS) as usize;
-        if id >= 0 && page < Self::MAX_PAGES {
-            if self.pages.len() <= page {
-                self.pages.resize_with(page + 1, || None);
-            }
-            let p = self.pages[page]
-                .get_or_insert_with(|| vec![NO_ROW; 1 << PAGE_BITS].into_boxed_slice());
-            p[(id as usize) & ((1 << PAGE_BITS) - 1)] = row;
-        } else {
+        let have = self.pages.get(page).is_some_and(Option::is_some);
+        // A new page only while pages stay within ~1/8 occupancy of the rows.
+        let affordable = self.page_count << PAGE_BITS <= 8 * (row as usize) + (1 << 16);
+        if id < 0 || page >= Self::MAX_PAGES || !(have || affordable) {
             self.other.insert(id, row);
+            return;
         }
+        if self.pages.len() <= page {
+            self.pages.resize_with(page + 1, || None);
+        }
+        if !have {
+            self.page_count += 1;
+        }
+        let p =
+            self.pages[page].get_or_insert_with(|| vec![NO_ROW; 1 << PAGE_BITS].into_boxed_slice());
+        p[(id as usize) & ((1 << PAGE_BITS) - 1)] = row;
     }
 }
 
@@ -309,6 +320,28 @@ fn add_reason(list: &mut Vec<ReasonTime>, head: &mut [u32], row: usize, reason: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_index_pages_stay_bounded_for_scattered_ids() {
+        let mut ix = RowIndex::default();
+        for row in 0..100_000u32 {
+            let id = (row as i64) << 20; // a new page for every goroutine
+            ix.insert(id, row);
+            assert_eq!(ix.get(id), Some(row));
+        }
+        assert!(
+            ix.page_count <= 8 * 100_000 / 4096 + 17,
+            "{} pages",
+            ix.page_count
+        );
+        let mut dense = RowIndex::default();
+        for row in 0..100_000u32 {
+            dense.insert(row as i64 + 1, row);
+        }
+        assert!(dense.other.is_empty());
+        assert_eq!(dense.get(5), Some(4));
+        assert_eq!(dense.get(-3), None);
+    }
 
     fn tr(time: i64, g: i64, id: i64, from: u8, to: u8, name: u32) -> Event {
         Event {
