@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 
 import gofixtures
 import pytest
+from gopark.collect import ProgressEvent
 from gopark.demo import run as demo
-from gopark.demo.load import LoadDriver, is_loopback
+from gopark.demo.load import LoadDriver, LoadStats, is_loopback
 from gopark.errors import GoparkError
 
 DEMO_SOURCE = Path(demo.SOURCE_DIR) / "main.go"
@@ -289,3 +290,38 @@ def test_gopark_go_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.startswith(f"gopark: error: cannot run {tmp_path / 'no' / 'go'}: ")
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_an_error_mid_collection_still_stops_the_service(cache: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOPARK_CACHE", str(cache))
+    urls: list[str] = []
+
+    def say(text: str) -> None:
+        m = re.search(r"running at (\S+);", text)
+        if m:
+            urls.append(m.group(1))
+
+    def fail_after_first_file(e: ProgressEvent, load: LoadStats) -> None:
+        if e.what == "file":
+            raise RuntimeError("a failure in the middle of the collection")
+
+    options = demo.DemoOptions(duration=5, interval=1, warmup=0.5,
+                               go=str(gofixtures.go_binary("1.27")))
+    with pytest.raises(RuntimeError, match="middle of the collection"):
+        demo.run_demo(options, say, fail_after_first_file)
+    assert urls and port_is_closed(urls[0])
+    assert no_demo_process_left(cache)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rate", "0"], "must be positive"),
+    (["--duration", "0"], "must be positive"),
+    (["--interval", "30s"], "--interval must not be longer than --duration"),
+    (["--duration", "10m"], "more than 5,000 searches"),
+])
+def test_bad_options_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    out = run_gopark(["demo", *args], demo_env(tmp_path, None))
+    assert out.returncode == 2
+    assert out.stderr.startswith("gopark: error: ") and message in out.stderr
+    assert out.stderr.count("\n") == 1

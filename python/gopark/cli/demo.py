@@ -56,8 +56,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> DemoOptions:
     """DemoOptions from the arguments: --quick's values unless given explicitly."""
     base = QUICK if args.quick else DemoOptions()
-    return replace(base, duration=args.duration or base.duration,
-                   interval=args.interval or base.interval, rate=args.rate, go=args.go)
+    return replace(base,
+                   duration=base.duration if args.duration is None else args.duration,
+                   interval=base.interval if args.interval is None else args.interval,
+                   rate=args.rate, go=args.go)
 
 
 def run(args: argparse.Namespace) -> int:

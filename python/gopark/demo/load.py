@@ -24,6 +24,9 @@ from gopark.errors import GoparkError
 HEALTH_EVERY = 5
 """One health check per this many searches."""
 
+MAX_SEARCHES = 5000
+"""The most searches one run sends: the demo's cache then holds at most ~240 MiB."""
+
 
 @dataclass(slots=True)
 class LoadStats:
@@ -53,7 +56,7 @@ class LoadDriver:
     """Sends ``rate`` searches a second to ``base_url`` from a background thread.
 
     Use as a context manager, or call start() and stop(). It stops by itself after
-    ``max_seconds`` (at most ``rate × max_seconds`` searches).
+    ``max_seconds`` or MAX_SEARCHES searches, whichever comes first.
     """
 
     def __init__(self, base_url: str, rate: float, max_seconds: float,
@@ -65,7 +68,7 @@ class LoadDriver:
         self.base_url = base_url.rstrip("/")
         self.rate = rate
         self.max_seconds = max_seconds
-        self.limit = math.ceil(rate * max_seconds)
+        self.limit = min(MAX_SEARCHES, math.ceil(rate * max_seconds))
         self.connections = connections
         self.stats = LoadStats()
         self._lock = threading.Lock()

@@ -24,7 +24,7 @@ from gopark.analysis.diagnose import diagnose
 from gopark.analysis.findings import Diagnosis
 from gopark.collect import CollectOptions, ProgressEvent
 from gopark.demo.goprocess import GoProcess, build, find_go, go_env
-from gopark.demo.load import LoadDriver, LoadStats
+from gopark.demo.load import MAX_SEARCHES, LoadDriver, LoadStats
 from gopark.errors import GoparkError
 from gopark.inputs import collect_inputs
 
@@ -55,6 +55,9 @@ class DemoOptions:
             raise GoparkError("--duration, --interval and --rate must be positive")
         if self.interval > self.duration:
             raise GoparkError("--interval must not be longer than --duration")
+        if self.rate * (self.warmup + self.duration) > MAX_SEARCHES:
+            raise GoparkError(f"--rate × --duration would send more than {MAX_SEARCHES:,} "
+                              "searches (the demo's cache keeps a page for each); lower one")
 
 
 QUICK = DemoOptions(duration=6.0, interval=1.0, warmup=1.5)
