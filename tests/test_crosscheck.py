@@ -30,7 +30,7 @@ from gopark.analysis.tracefacts import TraceFacts, trace_facts
 from gopark.formats.load import load_path
 from gopark.formats.pprof import parse_profile
 from gopark.model import Frame, Snapshot
-from tracefixtures import go_tool
+from tracefixtures import busy_trace, go_tool
 
 TRACE_SECONDS = 2
 
@@ -201,12 +201,20 @@ def _go_sched(trace: Path, tmp: Path) -> dict[tuple[tuple[str, int], ...], tuple
     return got
 
 
-@pytest.mark.parametrize("scenario", ["leak", "ticker", "cpu"])
+@pytest.mark.parametrize("scenario", ["leak", "ticker", "cpu", "busy"])
 def test_sched_latency_agrees_with_go_tool_trace(captures: dict[str, Capture], scenario: str,
                                                   tmp_path: Path) -> None:
-    """Runnable intervals by stack equal go tool trace -pprof=sched's on the same file."""
-    facts = captures[scenario].facts()
-    want = _go_sched(captures[scenario].trace, tmp_path)
+    """Runnable intervals by stack equal go tool trace -pprof=sched's on the same file
+    (busy: tracebusy's own trace, with mutexes, network, syscalls, GC and churn, several
+    generations)."""
+    if scenario == "busy":
+        trace = busy_trace("1.27", tmp_path / "busy.trace", duration="1500ms", workers=8)
+    else:
+        trace = captures[scenario].trace
+    facts = trace_facts(trace)
+    if scenario == "busy":
+        assert len(facts.goroutines) > 1000
+    want = _go_sched(trace, tmp_path)
     got: dict[tuple[tuple[str, int], ...], tuple[int, int]] = {}
     for sid, (n, ns) in facts.runnable_by_stack.items():
         key = _stack_key(facts.frames(sid))

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gopark.analysis import classify, suspects
 from gopark.analysis.findings import Finding
 from gopark.analysis.inventory import Group, Inventory, key_of, signature
-from gopark.analysis.tracefacts import GoroutineFacts, TraceFacts, latency_summary, trace_facts
+from gopark.analysis.tracefacts import TraceFacts, latency_summary, trace_facts
 from gopark.errors import InputError
+from gopark.formats.trace import GO_WAITING
 from gopark.model import Frame
 
 if TYPE_CHECKING:  # diagnose imports this module to register it
@@ -81,36 +83,51 @@ class GroupCheck:
     """Goroutines that woke them last (distinct, at most a few)."""
 
 
-@dataclass(slots=True)
 class _SiteIndex:
-    """Trace goroutines by the user key of the stacks they waited at."""
+    """Trace goroutines by the user key of the stacks they waited at (the key of the
+    dump group that waits there)."""
 
-    facts: TraceFacts
-    keys: dict[int, str] = field(default_factory=dict)
-    wakes: dict[str, dict[int, int]] = field(default_factory=dict)
-    """key → goroutine → waits ended at a stack with that key."""
-    blocked: dict[str, set[int]] = field(default_factory=dict)
-    """key → goroutines blocked at such a stack when the trace ended."""
+    def __init__(self, facts: TraceFacts) -> None:
+        self.facts = facts
+        self._key_of_stack: dict[int, int] = {}
+        self._key_ids: dict[str, int] = {}
+        table = facts.goroutines.columns
+        rows = np.flatnonzero((table["end_state"] == GO_WAITING) & (table["block_stack"] > 0))
+        self._blocked_g = facts.goroutines.ids[rows]
+        self._blocked_key = self._keys(table["block_stack"][rows])
+        w = facts.closed_waits
+        ok = w.stack > 0
+        self._wait_g, self._wait_n, self._wait_key = w.goroutine[ok], w.count[ok], \
+            self._keys(w.stack[ok])
 
-    def key(self, stack_id: int) -> str:
-        """The user-similarity key of a trace stack (same as the dump group's)."""
-        got = self.keys.get(stack_id)
+    def _keys(self, stacks: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The key index of each stack (one signature per distinct stack)."""
+        uniq, inv = np.unique(stacks, return_inverse=True)
+        per = [self._key_index(int(sid)) for sid in uniq.tolist()]
+        return np.array(per, np.int64)[inv.reshape(-1)] if per else np.zeros(0, np.int64)
+
+    def _key_index(self, stack_id: int) -> int:
+        got = self._key_of_stack.get(stack_id)
         if got is None:
-            got = self.keys[stack_id] = key_of(signature(self.facts.frames(stack_id), "user"),
-                                               "user")
+            key = key_of(signature(self.facts.frames(stack_id), "user"), "user")
+            got = self._key_of_stack[stack_id] = self._key_ids.setdefault(key, len(self._key_ids))
         return got
 
-    @staticmethod
-    def build(facts: TraceFacts) -> _SiteIndex:
-        index = _SiteIndex(facts)
-        for (gid, sid), n in facts.closed_waits.items():
-            if sid > 0:
-                per = index.wakes.setdefault(index.key(sid), {})
-                per[gid] = per.get(gid, 0) + n
-        for g in facts.goroutines.values():
-            if g.blocked_at_end and g.block_stack > 0:
-                index.blocked.setdefault(index.key(g.block_stack), set()).add(g.id)
-        return index
+    def wakes(self, key: str) -> dict[int, int]:
+        """Goroutine → waits ended at a stack with this key."""
+        k = self._key_ids.get(key)
+        out: dict[int, int] = {}
+        if k is not None:
+            sel = self._wait_key == k
+            for gid, n in zip(self._wait_g[sel].tolist(), self._wait_n[sel].tolist(),
+                              strict=True):
+                out[gid] = out.get(gid, 0) + n
+        return out
+
+    def blocked(self, key: str) -> set[int]:
+        """Goroutines blocked at a stack with this key when the trace ended."""
+        k = self._key_ids.get(key)
+        return set() if k is None else set(self._blocked_g[self._blocked_key == k].tolist())
 
 
 def crosscheck(inv: Inventory, facts: TraceFacts) -> list[GroupCheck]:
@@ -119,7 +136,7 @@ def crosscheck(inv: Inventory, facts: TraceFacts) -> list[GroupCheck]:
     Groups with goroutine ids are joined by id; when no id of the snapshot is in the trace
     (no ids, or another process), every group is joined by stack.
     """
-    index = _SiteIndex.build(facts)
+    index = _SiteIndex(facts)
     ids = {i for g in inv.groups for i in g.goroutine_ids}
     by_id = bool(ids & facts.goroutines.keys())
     out = []
@@ -131,8 +148,8 @@ def crosscheck(inv: Inventory, facts: TraceFacts) -> list[GroupCheck]:
 
 
 def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> GroupCheck:
-    wakes = index.wakes.get(group.key, {})
-    blocked = index.blocked.get(group.key, set())
+    wakes = index.wakes(group.key)
+    blocked = index.blocked(group.key)
     if by_id:
         members = [i for i in group.goroutine_ids if i in facts.goroutines]
         check = GroupCheck(group, "id", traced=len(members))
@@ -265,12 +282,23 @@ def sched_latency_findings(facts: TraceFacts,
     lat = facts.sched_latency_ms()
     if lat is None or lat["mean"] <= SCHED_LATENCY_MS:
         return []
+    table = facts.goroutines
+    rows = np.flatnonzero(table.columns["runnable_waits"] > 0)
     by_place: dict[Frame | None, list[int]] = {}
-    for g in facts.goroutines.values():
-        if g.runnable_waits:
-            entry = by_place.setdefault(_place(g, facts, groups_by_id or {}), [0, 0])
-            entry[0] += 1
-            entry[1] += g.runnable_ns
+    places: dict[tuple[int, int], Frame | None] = {}
+    for gid, last, start, ns in zip(*(a[rows].tolist() for a in (
+            table.ids, table.columns["last_stack"], table.columns["start_stack"],
+            table.columns["runnable_ns"])), strict=True):
+        group = (groups_by_id or {}).get(gid)
+        if group is not None and group.location is not None:
+            place: Frame | None = group.location
+        else:
+            if (last, start) not in places:
+                places[(last, start)] = _place(facts, last, start)
+            place = places[(last, start)]
+        entry = by_place.setdefault(place, [0, 0])
+        entry[0] += 1
+        entry[1] += ns
     ranked = sorted(by_place.items(), key=lambda kv: -kv[1][1])
     evidence = [
         f"mean runnable → running wait {lat['mean']:.1f} ms (p50 {lat['p50']:.1f} ms, "
@@ -295,19 +323,15 @@ def sched_latency_findings(facts: TraceFacts,
     )]
 
 
-def _place(g: GoroutineFacts, facts: TraceFacts, groups_by_id: Mapping[int, Group]) \
-        -> Frame | None:
-    """Where a goroutine's code is: its dump group, else the user frame of its last trace
-    stack, else its entry function."""
-    group = groups_by_id.get(g.id)
-    if group is not None and group.location is not None:
-        return group.location
-    for sid in (g.last_stack, g.start_stack):
+def _place(facts: TraceFacts, last_stack: int, start_stack: int) -> Frame | None:
+    """Where a goroutine's code is, from the trace: the user frame of its last stack, else
+    of its entry stack."""
+    for sid in (last_stack, start_stack):
         frames = facts.frames(sid)
         i = classify.first_user_index(frames)
         if i is not None:
             return frames[i]
-    return classify.location(facts.frames(g.start_stack or g.last_stack))
+    return classify.location(facts.frames(start_stack or last_stack))
 
 
 def lock_contention_findings(facts: TraceFacts) -> list[Finding]:
@@ -335,7 +359,8 @@ def lock_contention_findings(facts: TraceFacts) -> list[Finding]:
         if waits < LOCK_MIN_WAITS or queued < LOCK_MIN_QUEUED:
             continue
         stacks = stacks_of[place]
-        waiters = len({gid for gid, sid in facts.closed_waits if sid in stacks})
+        w = facts.closed_waits
+        waiters = len(np.unique(w.goroutine[np.isin(w.stack, list(stacks))]))
         out.append(Finding(
             verdict="suspected", category="lock-contention",
             title=f"{_goroutines(waiters)} queue on a lock at {place.function}: "

@@ -16,7 +16,7 @@ at the end.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,73 @@ class WaitSite:
     open_ns: int = 0
 
 
+class GoroutineFactsTable(Mapping[int, GoroutineFacts]):
+    """Per-goroutine facts, stored as numpy columns (a busy trace has ~10⁶ goroutines);
+    ``table[id]`` builds one goroutine's GoroutineFacts."""
+
+    def __init__(self, ids: Int64s, columns: dict[str, NDArray[Any]],
+                 strings: list[str]) -> None:
+        self.ids = ids
+        self.columns = columns
+        self._strings = strings
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted = ids[self._order]
+
+    def rows(self, ids: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+        """Row of each id, and whether the id is in the table at all."""
+        pos = np.searchsorted(self._sorted, ids)
+        pos = np.minimum(pos, max(len(self._sorted) - 1, 0))
+        found = self._sorted[pos] == ids if len(self._sorted) else np.zeros(len(ids), bool)
+        return self._order[pos], found
+
+    def _row(self, gid: object) -> int | None:
+        if not isinstance(gid, int) or not len(self._sorted):
+            return None
+        pos = int(np.searchsorted(self._sorted, gid))
+        if pos < len(self._sorted) and int(self._sorted[pos]) == gid:
+            return int(self._order[pos])
+        return None
+
+    def __contains__(self, gid: object) -> bool:
+        return self._row(gid) is not None
+
+    def __getitem__(self, gid: int) -> GoroutineFacts:
+        row = self._row(gid)
+        if row is None:
+            raise KeyError(gid)
+        c = self.columns
+
+        def num(name: str) -> int:
+            return int(c[name][row])
+
+        return GoroutineFacts(
+            id=gid, existed_at_start=bool(c["existed_at_start"][row]),
+            first_state=GO_STATES[num("first_state")], end_state=GO_STATES[num("end_state")],
+            wakes=num("wakes"), runtime_wakes=num("runtime_wakes"),
+            first_wake_ns=num("first_wake_ns"), last_wake_ns=num("last_wake_ns"),
+            wait_reason=self._strings[num("wait_reason")],
+            blocked_since_ns=num("blocked_since_ns"), block_stack=num("block_stack"),
+            last_stack=num("last_stack"), start_stack=num("start_stack"),
+            unblocker=num("unblocker"), runnable_waits=num("runnable_waits"),
+            runnable_ns=num("runnable_ns"),
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(slots=True)
+class WaitPairs:
+    """Ended waits by goroutine and the stack it blocked at: three parallel columns."""
+
+    goroutine: Int64s
+    stack: Int64s
+    count: Int64s
+
+
 @dataclass
 class TraceFacts:
     """Per-goroutine facts and program-wide latencies of one execution trace."""
@@ -115,15 +182,14 @@ class TraceFacts:
     end_ns: int
     procs: int
     """Distinct Ps seen (GOMAXPROCS, as far as the trace shows)."""
-    goroutines: dict[int, GoroutineFacts]
+    goroutines: GoroutineFactsTable
     latencies_ns: Int64s
-    """Every closed runnable → running interval, in ns."""
+    """Every counted runnable → running interval, in ns."""
     runnable_by_stack: dict[int, tuple[int, int]]
     """(intervals, ns) by the stack of the event that made the goroutine runnable, as
     ``go tool trace -pprof=sched`` attributes them."""
     wait_sites: dict[tuple[int, str], WaitSite]
-    closed_waits: Counter[tuple[int, int]]
-    """Ended waits by (goroutine, stack where it blocked)."""
+    closed_waits: WaitPairs
     catalog: Catalog
     damage: Damage | None
     _frames: dict[int, tuple[Frame, ...]] = field(default_factory=dict, repr=False)
@@ -158,23 +224,23 @@ def latency_summary(latencies_ns: Int64s) -> dict[str, float] | None:
 
 @dataclass
 class _Pass:
-    """Accumulators of the streaming pass, and what carries over a generation boundary."""
+    """What the streaming pass collects: per generation arrays, joined at the end, and
+    what carries over a generation boundary."""
 
-    wakes: Counter[int] = field(default_factory=Counter)
-    runtime_wakes: Counter[int] = field(default_factory=Counter)
-    first_wake: dict[int, int] = field(default_factory=dict)
-    last_wake: dict[int, int] = field(default_factory=dict)
-    first_state: dict[int, int] = field(default_factory=dict)
-    latencies: list[Int64s] = field(default_factory=list)
-    runnable_count: Counter[int] = field(default_factory=Counter)
-    runnable_ns: Counter[int] = field(default_factory=Counter)
-    runnable_by_stack: dict[int, list[int]] = field(default_factory=dict)
-    sites: dict[tuple[int, int], WaitSite] = field(default_factory=dict)
-    closed_waits: Counter[tuple[int, int]] = field(default_factory=Counter)
+    parts: dict[str, list[NDArray[Any]]] = field(default_factory=dict)
     procs: set[int] = field(default_factory=set)
-    has_run: set[int] = field(default_factory=set)
+    has_run: Int64s = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Goroutines seen running so far (sorted)."""
     carry: dict[str, NDArray[Any]] | None = None
-    """Each goroutine's last transition of the previous generation (its open interval)."""
+    """Each goroutine's last run of transitions of the previous generation, if open."""
+
+    def add(self, **arrays: NDArray[Any]) -> None:
+        for k, v in arrays.items():
+            self.parts.setdefault(k, []).append(v)
+
+    def joined(self, name: str) -> NDArray[Any]:
+        parts = self.parts.get(name)
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 _COLUMNS = ("time", "goroutine", "resource", "from_state", "to_state", "name", "stack")
@@ -190,47 +256,40 @@ def trace_facts(source: str | Path | bytes, name: str | None = None) -> TraceFac
     acc = _Pass()
     for events in reader.generations():
         procs = events["proc"]
-        acc.procs.update(np.unique(procs[procs >= 0]).tolist())
+        acc.procs.update(np.flatnonzero(np.bincount(procs[procs >= 0])).tolist())
         sel = (events["kind"] == KIND_STATE_TRANSITION) & (events["scope"] == SCOPE_GOROUTINE)
         cols = {k: events[k][sel] for k in _COLUMNS}
-        _count_wakes(acc, cols)
+        del events
+        _wakes_and_first_states(acc, cols)
         _intervals(acc, cols)
     summary = reader.summary()
     strings = summary.catalog.strings
-    facts = TraceFacts(
+    lat = acc.joined("lat")
+    by_stack = _sum_arrays(acc.joined("lat_stack"), acc.joined("lat_stack_n"),
+                           acc.joined("lat_stack_ns"))
+    return TraceFacts(
         source=summary.source, start_ns=summary.start_time, end_ns=summary.end_time,
-        procs=len(acc.procs), goroutines={},
-        latencies_ns=np.concatenate(acc.latencies) if acc.latencies
-        else np.zeros(0, np.int64),
-        runnable_by_stack={k: (v[0], v[1]) for k, v in acc.runnable_by_stack.items()},
-        wait_sites={}, closed_waits=acc.closed_waits, catalog=summary.catalog,
-        damage=summary.damage,
+        procs=len(acc.procs), goroutines=_table(acc, summary.goroutines, strings),
+        latencies_ns=lat.astype(np.int64),
+        runnable_by_stack={k: (n, ns) for k, n, ns in zip(*(a.tolist() for a in by_stack),
+                                                          strict=True)},
+        wait_sites=_wait_sites(acc, strings, summary.end_time),
+        closed_waits=_wait_pairs(acc), catalog=summary.catalog, damage=summary.damage,
     )
-    _open_waits(facts, acc)
-    for (sid, rid), site in acc.sites.items():
-        site.reason = strings[rid]
-        facts.wait_sites[(sid, site.reason)] = site
-    _per_goroutine(facts, acc, summary.goroutines, summary.catalog.strings)
-    return facts
 
 
-def _count_wakes(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
-    """Waiting → Runnable transitions per goroutine, and who did them."""
+def _wakes_and_first_states(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
+    """Waiting → Runnable transitions per goroutine (when, and how many by no goroutine),
+    and each goroutine's first state; summed per generation."""
     woke = (c["from_state"] == GO_WAITING) & (c["to_state"] == GO_RUNNABLE)
-    ids, times, by = c["resource"][woke], c["time"][woke], c["goroutine"][woke]
+    ids, times = c["resource"][woke], c["time"][woke]
     uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
     last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
-    for gid, i, j, n in zip(uniq.tolist(), first.tolist(), last.tolist(), counts.tolist(),
-                            strict=True):
-        acc.wakes[gid] += n
-        acc.first_wake.setdefault(gid, int(times[i]))
-        acc.last_wake[gid] = int(times[j])
-    by_runtime = np.unique(ids[by < 0], return_counts=True)
-    for gid, n in zip(*(a.tolist() for a in by_runtime), strict=True):
-        acc.runtime_wakes[gid] += n
-    seen = np.unique(c["resource"], return_index=True)
-    for gid, i in zip(*(a.tolist() for a in seen), strict=True):
-        acc.first_state.setdefault(gid, int(c["to_state"][i]))
+    by_runtime, n_runtime = np.unique(ids[c["goroutine"][woke] < 0], return_counts=True)
+    seen, seen_first = np.unique(c["resource"], return_index=True)
+    acc.add(wake_g=uniq, wake_n=counts, wake_first=times[first], wake_last=times[last],
+            runtime_g=by_runtime, runtime_n=n_runtime,
+            seen_g=seen, seen_state=c["to_state"][seen_first])
 
 
 def _intervals(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
@@ -242,9 +301,9 @@ def _intervals(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
     """
     if acc.carry is not None:
         c = {k: np.concatenate([acc.carry[k], c[k]]) for k in _COLUMNS}
-    order = np.lexsort((np.arange(len(c["time"])), c["resource"]))
-    gid, to, t = c["resource"][order], c["to_state"][order], c["time"][order]
-    stack, reason = c["stack"][order], c["name"][order]
+    order = np.argsort(c["resource"], kind="stable")  # by goroutine, then time
+    c = {k: v[order] for k, v in c.items()}
+    gid, to, t = c["resource"], c["to_state"], c["time"]
     n = len(gid)
     same_prev = np.zeros(n, bool)
     same_prev[1:] = gid[1:] == gid[:-1]
@@ -261,103 +320,131 @@ def _intervals(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
     dur = t[e_idx] - t[s_idx]
     run_state = to[s_idx]
 
-    runnable = (run_state == GO_RUNNABLE) & ~np.isin(e_idx, _first_runs(acc, gid, to))
-    lat, lat_g, lat_stack = dur[runnable], gid[s_idx][runnable], stack[s_idx][runnable]
-    acc.latencies.append(lat.astype(np.int64))
-    _add_by(acc.runnable_count, acc.runnable_ns, lat_g, lat)
-    for sid, cnt, ns in _sum_by(lat_stack, lat):
-        entry = acc.runnable_by_stack.setdefault(sid, [0, 0])
-        entry[0] += cnt
-        entry[1] += ns
-
+    first_run = np.zeros(n, bool)
+    first_run[_first_runs(acc, gid, to)] = True
+    runnable = (run_state == GO_RUNNABLE) & ~first_run[e_idx]
+    lat = dur[runnable]
+    ones = np.ones(len(lat), np.int64)
+    lat_g, lat_n, lat_ns = _sum_arrays(gid[s_idx][runnable], ones, lat)
+    lat_stack, lat_stack_n, lat_stack_ns = _sum_arrays(c["stack"][s_idx][runnable], ones, lat)
+    acc.add(lat=lat, lat_g=lat_g, lat_n=lat_n, lat_ns=lat_ns, lat_stack=lat_stack,
+            lat_stack_n=lat_stack_n, lat_stack_ns=lat_stack_ns)
     waiting = run_state == GO_WAITING
-    w_g, w_stack, w_reason, w_dur = (gid[s_idx][waiting], stack[s_idx][waiting],
-                                     reason[s_idx][waiting], dur[waiting])
-    keys = np.stack([w_stack.astype(np.int64), w_reason.astype(np.int64)])
-    if w_dur.size:
-        uniq, inv = np.unique(keys, axis=1, return_inverse=True)
-        inv = inv.reshape(-1)
-        counts = np.bincount(inv)
-        totals = np.bincount(inv, weights=w_dur.astype(np.float64))
-        for (sid, rid), cnt, ns in zip(uniq.T.tolist(), counts.tolist(), totals.tolist(),
-                                       strict=True):
-            site = _site(acc, sid, rid)
-            site.waits += cnt
-            site.wait_ns += int(ns)
-        pairs, pcounts = np.unique(np.stack([w_g, w_stack.astype(np.int64)]), axis=1,
-                                   return_counts=True)
-        for (g, sid), cnt in zip(pairs.T.tolist(), pcounts.tolist(), strict=True):
-            acc.closed_waits[(g, sid)] += cnt
-
+    w_stack, w_ns = c["stack"][s_idx][waiting], dur[waiting]
+    ones = np.ones(len(w_ns), np.int64)
+    site, site_n, site_ns = _sum_arrays(_pack(w_stack, c["name"][s_idx][waiting]), ones, w_ns)
+    pair, pair_n, _ = _sum_arrays(_pack(gid[s_idx][waiting], w_stack), ones, ones)
+    acc.add(site=site, site_n=site_n, site_ns=site_ns, pair=pair, pair_n=pair_n)
     open_starts = starts[~closed]
-    acc.carry = {k: c[k][order][open_starts] for k in _COLUMNS}
+    acc.carry = {k: c[k][open_starts] for k in _COLUMNS}
 
 
-def _first_runs(acc: _Pass, gid: Int64s, to: NDArray[Any]) -> Int64s:
+def _first_runs(acc: _Pass, gid: Int64s, to: NDArray[Any]) -> NDArray[np.intp]:
     """Indexes of the transitions that are a goroutine's first run in the trace."""
     running = np.flatnonzero(to == GO_RUNNING)
     ids, first = np.unique(gid[running], return_index=True)
-    new = ~np.isin(ids, np.fromiter(acc.has_run, np.int64, len(acc.has_run)))
-    acc.has_run.update(ids[new].tolist())
+    new = ~_sorted_contains(acc.has_run, ids)
+    acc.has_run = np.sort(np.concatenate([acc.has_run, ids[new]]))
     return running[first[new]]
 
 
-def _site(acc: _Pass, stack: int, reason: int) -> WaitSite:
-    """The site of (stack, reason string ID); its reason text is filled in at the end."""
-    site = acc.sites.get((stack, reason))
-    if site is None:
-        site = acc.sites[(stack, reason)] = WaitSite(stack, "")
-    return site
+def _sorted_contains(sorted_ids: Int64s, ids: NDArray[Any]) -> NDArray[np.bool_]:
+    """Whether each of ``ids`` is in the sorted array."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.asarray(sorted_ids[pos] == ids)
 
 
-def _sum_by(keys: NDArray[Any], values: Int64s) -> list[tuple[int, int, int]]:
-    """(key, count, sum) per distinct key."""
-    if not len(keys):
-        return []
-    uniq, inv = np.unique(keys, return_inverse=True)
-    counts = np.bincount(inv)
-    sums = np.bincount(inv, weights=values.astype(np.float64))
-    return [(int(k), int(n), int(s)) for k, n, s in zip(uniq.tolist(), counts.tolist(),
-                                                         sums.tolist(), strict=True)]
+def _pack(high: NDArray[Any], low: NDArray[Any]) -> Int64s:
+    """Two non-negative 32-bit columns as one int64 key (for one fast np.unique)."""
+    return (high.astype(np.int64) << 32) | low.astype(np.int64)
 
 
-def _add_by(count: Counter[int], total: Counter[int], keys: NDArray[Any],
-            values: Int64s) -> None:
-    for k, n, s in _sum_by(keys, values):
-        count[k] += n
-        total[k] += s
+def _wait_sites(acc: _Pass, strings: list[str], end_ns: int) -> dict[tuple[int, str], WaitSite]:
+    """Waits by (stack, reason): ended ones, and those still open at the end."""
+    sites: dict[tuple[int, str], WaitSite] = {}
+
+    def site(sid: int, rid: int) -> WaitSite:
+        key = (sid, strings[rid])
+        got = sites.get(key)
+        if got is None:
+            got = sites[key] = WaitSite(sid, strings[rid])
+        return got
+
+    keys, counts, totals = _sum_arrays(acc.joined("site"), acc.joined("site_n"),
+                                       acc.joined("site_ns"))
+    for key, n, ns in zip(keys.tolist(), counts.tolist(), totals.tolist(), strict=True):
+        s = site(key >> 32, key & 0xFFFFFFFF)
+        s.waits, s.wait_ns = n, ns
+    if acc.carry is not None:
+        c = acc.carry
+        waiting = c["to_state"] == GO_WAITING
+        for sid, rid, t in zip(c["stack"][waiting].tolist(), c["name"][waiting].tolist(),
+                               c["time"][waiting].tolist(), strict=True):
+            s = site(sid, rid)
+            s.open_waits += 1
+            s.open_ns += end_ns - t
+    return sites
 
 
-def _open_waits(facts: TraceFacts, acc: _Pass) -> None:
-    """Waits still open at the end: counted per site up to the trace's end."""
-    if acc.carry is None:
-        return
-    c = acc.carry
-    waiting = c["to_state"] == GO_WAITING
-    for sid, rid, t in zip(c["stack"][waiting].tolist(), c["name"][waiting].tolist(),
-                           c["time"][waiting].tolist(), strict=True):
-        site = _site(acc, sid, rid)
-        site.open_waits += 1
-        site.open_ns += facts.end_ns - t
+def _wait_pairs(acc: _Pass) -> WaitPairs:
+    keys, counts, _ = _sum_arrays(acc.joined("pair"), acc.joined("pair_n"),
+                                  acc.joined("pair_n"))
+    return WaitPairs(keys >> 32, keys & 0xFFFFFFFF, counts)
 
 
-def _per_goroutine(facts: TraceFacts, acc: _Pass, table: Any, strings: list[str]) -> None:
-    cols = {k: table[k].tolist() for k in (
-        "id", "created", "state", "since", "block_reason", "block_stack", "unblocker",
-        "last_stack", "start_stack")}
-    for i, gid in enumerate(cols["id"]):
-        state = cols["state"][i]
-        waiting = state == GO_WAITING
-        facts.goroutines[gid] = GoroutineFacts(
-            id=gid, existed_at_start=cols["created"][i] < 0,
-            first_state=GO_STATES[acc.first_state.get(gid, state)],
-            end_state=GO_STATES[state], wakes=acc.wakes[gid],
-            runtime_wakes=acc.runtime_wakes[gid],
-            first_wake_ns=acc.first_wake.get(gid, -1), last_wake_ns=acc.last_wake.get(gid, -1),
-            wait_reason=strings[cols["block_reason"][i]],
-            blocked_since_ns=cols["since"][i] if waiting else -1,
-            block_stack=cols["block_stack"][i], last_stack=cols["last_stack"][i],
-            start_stack=cols["start_stack"][i],
-            unblocker=cols["unblocker"][i],
-            runnable_waits=acc.runnable_count[gid], runnable_ns=acc.runnable_ns[gid],
-        )
+def _sum_arrays(keys: NDArray[Any], counts: NDArray[Any],
+                values: NDArray[Any]) -> tuple[Int64s, Int64s, Int64s]:
+    """Distinct keys, with their counts and values summed (int64 columns)."""
+    uniq, inv = np.unique(keys.astype(np.int64), return_inverse=True)
+    inv = inv.reshape(-1)
+    n = np.zeros(len(uniq), np.int64)
+    total = np.zeros(len(uniq), np.int64)
+    np.add.at(n, inv, counts.astype(np.int64))
+    np.add.at(total, inv, values.astype(np.int64))
+    return uniq, n, total
+
+
+def _table(acc: _Pass, summary: Any, strings: list[str]) -> GoroutineFactsTable:
+    """The engine's per-goroutine summary joined with what the pass counted."""
+    ids = summary["id"].astype(np.int64)
+    n = len(ids)
+    state = summary["state"].astype(np.int64)
+    cols: dict[str, NDArray[Any]] = {
+        "existed_at_start": summary["created"] < 0,
+        "first_state": state.copy(), "end_state": state,
+        "wakes": np.zeros(n, np.int64), "runtime_wakes": np.zeros(n, np.int64),
+        "first_wake_ns": np.full(n, -1, np.int64), "last_wake_ns": np.full(n, -1, np.int64),
+        "wait_reason": summary["block_reason"].astype(np.int64),
+        "blocked_since_ns": np.where(state == GO_WAITING, summary["since"], -1),
+        "block_stack": summary["block_stack"].astype(np.int64),
+        "last_stack": summary["last_stack"].astype(np.int64),
+        "start_stack": summary["start_stack"].astype(np.int64),
+        "unblocker": summary["unblocker"].astype(np.int64),
+        "runnable_waits": np.zeros(n, np.int64), "runnable_ns": np.zeros(n, np.int64),
+    }
+    table = GoroutineFactsTable(ids, cols, strings)
+
+    def scatter(name: str, keys: NDArray[Any], values: NDArray[Any]) -> None:
+        rows, found = table.rows(keys)
+        cols[name][rows[found]] = values[found]
+
+    wake_g = acc.joined("wake_g")
+    if len(wake_g):  # per-generation rows, oldest first
+        uniq, counts, _ = _sum_arrays(wake_g, acc.joined("wake_n"), acc.joined("wake_n"))
+        scatter("wakes", uniq, counts)
+        first = np.unique(wake_g, return_index=True)[1]
+        scatter("first_wake_ns", uniq, acc.joined("wake_first")[first])
+        last = len(wake_g) - 1 - np.unique(wake_g[::-1], return_index=True)[1]
+        scatter("last_wake_ns", uniq, acc.joined("wake_last")[last])
+        by_runtime, n_runtime, _ = _sum_arrays(acc.joined("runtime_g"), acc.joined("runtime_n"),
+                                               acc.joined("runtime_n"))
+        scatter("runtime_wakes", by_runtime, n_runtime)
+    seen, first = np.unique(acc.joined("seen_g"), return_index=True)
+    scatter("first_state", seen, acc.joined("seen_state")[first])
+    lat_g, lat_n, lat_ns = _sum_arrays(acc.joined("lat_g"), acc.joined("lat_n"),
+                                       acc.joined("lat_ns"))
+    scatter("runnable_waits", lat_g, lat_n)
+    scatter("runnable_ns", lat_g, lat_ns)
+    return table
