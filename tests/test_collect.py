@@ -113,8 +113,10 @@ def test_goroutineleak_runs_before_the_last_dump_which_then_shows_leaked(bundle:
     assert b"(leaked)" not in bundle.read(bundle.select("goroutine", "debug2")[0])
 
 
-def test_heap_at_start_and_end_with_memstats(bundle: Bundle) -> None:
-    assert [f.phase for f in bundle.select("heap", "proto")] == ["start", "end"]
+def test_heap_at_start_every_interval_and_end_with_memstats(bundle: Bundle) -> None:
+    phases = [f.phase for f in bundle.select("heap", "proto")]
+    intervals = len(bundle.select("goroutine", "proto", phase="interval"))
+    assert phases == ["start"] + ["interval"] * intervals + ["end"] and intervals >= 2
     for f in bundle.select("heap", "proto"):
         go_tool("1.27", "pprof", "-raw", str(bundle.path(f)))
     for f in bundle.select("heap", "debug1"):

@@ -20,7 +20,33 @@ _LEAK_VERDICTS = ("proven", "confirmed", "suspected")
 
 def contribute(ctx: Context) -> list[Finding]:
     """Trend and heap findings of a diagnosis context (nothing from a single snapshot)."""
-    return goroutine_growth(ctx) + heap_growth(ctx)
+    leaks = goroutine_growth(ctx)
+    return leaks + _fold_heap_into_leaks(heap_growth(ctx), leaks)
+
+
+def _fold_heap_into_leaks(heap_found: list[Finding], leaks: list[Finding]) -> list[Finding]:
+    """Heap that grows because goroutines leak is that leak's memory, not a second cause:
+    a heap-growth site whose allocation stack runs through a leaking group's function or
+    the function that started those goroutines (e.g. the buffers net/http's dialConn
+    allocates for each leaked connection) becomes evidence and bytes of the leak."""
+    out = []
+    for h in heap_found:
+        owner = next((f for f in leaks if f.verdict in _LEAK_VERDICTS
+                      and _owns(f, [fr.function for fr in h.stack])), None)
+        if owner is None:
+            out.append(h)
+            continue
+        owner.evidence.append(f"the heap grows with them: {h.title}")
+        counted = owner.location is not None and owner.location.function in \
+            {fr.function for fr in h.stack}  # group_bytes already counted heap under it
+        if h.bytes and not counted:
+            owner.bytes = (owner.bytes or 0) + h.bytes
+    return out
+
+
+def _owns(leak: Finding, functions: list[str]) -> bool:
+    mine = [fr.function for fr in (leak.location, leak.created_by) if fr is not None]
+    return any(not classify.is_runtime(fn) and fn in functions for fn in mine)
 
 
 def goroutine_growth(ctx: Context) -> list[Finding]:

@@ -163,6 +163,10 @@ class _Collection:
             if self.stop.wait(max(0.0, t0 + offset - time.monotonic())):
                 break
             self._snapshot("interval")
+            if "heap" in profiles:
+                # A heap profile is cheap (no GC, ~ms of target CPU) and a series of them is
+                # what tells a site that keeps growing from one that grew once.
+                self._take(plan.HEAP[0], "interval")
         if not self.stop.wait(max(0.0, t0 + o.duration - time.monotonic())) \
                 and worker.is_alive():
             self._emit("step", "waiting for the trace/CPU capture to finish")

@@ -6,7 +6,8 @@ The schedule (see the collection etiquette in the design notes):
   one ``debug=2`` dump unless the target has more goroutines than the threshold, heap
   (protobuf, and ``debug=1`` for its runtime.MemStats block), block and mutex profiles
   when their rates are on;
-- every interval: a cheap goroutine snapshot (protobuf; ``debug=1`` if that fails);
+- every interval: a cheap goroutine snapshot (protobuf; ``debug=1`` if that fails) and a
+  heap profile (protobuf, no forced GC);
 - meanwhile, on request and one at a time: an execution trace, then a CPU profile;
 - end: the index again, a last snapshot, ``goroutineleak`` when offered (before the
   dump, so the dump shows the goroutines it marked ``(leaked)``), the second ``debug=2``
