@@ -138,9 +138,10 @@ def test_debug2_dump_of_send_after_timeout(version: str) -> None:
     assert len({id(g.created_by) for g in leaked}) == 1
 
     assert not any(g.elided for g in snap.goroutines)
+    # the dump's writer is running; on a busy machine another goroutine may be too
     running = [g for g in snap.goroutines if g.state == "running"]
-    assert len(running) == 1
-    assert "runtime/pprof.writeGoroutineStacks" in functions(running[0])
+    writers = [g for g in running if "runtime/pprof.writeGoroutineStacks" in functions(g)]
+    assert len(writers) == 1 and len(running) <= 3
     main = next(g for g in snap.goroutines if g.id == 1)
     assert main.state == "select (no cases)" and main.created_by is None
     assert functions(main)[-1] == "main.main"
@@ -317,10 +318,17 @@ def test_wait_minutes(long_waiter: tuple[GoProcess, float]) -> None:
     p, started = long_waiter
     time.sleep(max(0.0, 62 - (time.monotonic() - started)))
     gofixtures.fetch(p, "heap?gc=1")  # measured: minutes show only after a GC since then
+    before = time.monotonic() - started
     snap = only(parse_dump(gofixtures.fetch(p, "goroutine?debug=2"), "dump.txt"))
+    after = time.monotonic() - started
     leaked = senders(snap)
     assert len(leaked) == 3
-    assert all(g.state == "chan send" and g.wait_minutes == 1 for g in leaked)
+    # On a loaded machine the module's other tests can take more than a minute too: the
+    # wait is whole minutes since the GC that stamped it, a few seconds before `started`.
+    low, high = int(before // 60), int((after + 5) // 60)
+    assert all(g.state == "chan send" and low <= g.wait_minutes <= high for g in leaked), \
+        ([g.wait_minutes for g in leaked], before, after)
+    assert all(g.wait_minutes >= 1 for g in leaked)
 
 
 # -- logs with several dumps -------------------------------------------------------------
