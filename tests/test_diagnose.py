@@ -237,3 +237,16 @@ def test_healthy_service_under_load_has_no_suspect(version: str) -> None:
     for data in dumps:
         d = diag.diagnose(load_bytes(data, "healthyservice"))
         assert serious(d.findings) == []
+
+
+def test_findings_rank_by_verdict_then_memory_held_in_one_unit() -> None:
+    from gopark.analysis.findings import Diagnosis, Finding, Summary
+
+    heap = Finding(verdict="confirmed", category="heap-growth", title="heap", bytes=2_700_000)
+    small_leak = Finding(verdict="confirmed", category="chan-send", title="38",
+                         goroutines=38, bytes=38 * 8192)
+    big_leak = Finding(verdict="confirmed", category="chan-send", title="5000",
+                       goroutines=5000)  # no estimate: 2 KiB stacks, 10 MB
+    proven = Finding(verdict="proven", category="chan-send", title="proven", goroutines=3)
+    d = Diagnosis(target="t", findings=[small_leak, heap, proven, big_leak], summary=Summary())
+    assert [f.title for f in d.ranked()] == ["proven", "5000", "heap", "38"]

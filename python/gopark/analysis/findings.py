@@ -13,6 +13,9 @@ from gopark.model import Frame
 # Verdicts, most serious first. The order ranks findings.
 VERDICTS = ("proven", "confirmed", "suspected", "benign")
 
+# The runtime's minimum goroutine stack (runtime/stack.go stackMin).
+MIN_STACK_BYTES = 2048
+
 # Stable category identifiers used in every output (design.md).
 CATEGORIES = (
     "chan-send", "chan-recv", "select", "nil-chan", "mutex", "rwmutex", "waitgroup", "cond",
@@ -46,9 +49,12 @@ class Finding:
     """The inventory group (user-similarity key) this finding is about, so analyses that
     look at the same group (one snapshot, a trend, a trace) can merge their findings."""
 
-    def rank_key(self) -> tuple[int, int]:
-        """Sort key: verdict first, then the amount held (goroutines, else bytes)."""
-        return (VERDICTS.index(self.verdict), -(self.goroutines or (self.bytes or 0)))
+    def rank_key(self) -> tuple[int, int, int]:
+        """Sort key: verdict first, then the memory held, so goroutine and heap findings
+        compare in one unit (a goroutine without an estimate counts as its minimum stack),
+        then the number of goroutines."""
+        held = self.bytes if self.bytes is not None else self.goroutines * MIN_STACK_BYTES
+        return (VERDICTS.index(self.verdict), -held, -self.goroutines)
 
 
 @dataclass(slots=True)

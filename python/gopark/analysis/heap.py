@@ -24,13 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gopark.analysis.classify import PPROF_WRITERS
+from gopark.analysis.findings import MIN_STACK_BYTES as MIN_STACK
 from gopark.analysis.findings import Finding
 from gopark.analysis.trend import keeps_rising
 from gopark.errors import InputError
 from gopark.model import Frame, Profile, Sample
-
-MIN_STACK = 2048
-"""The runtime's minimum goroutine stack (runtime/stack.go stackMin)."""
 
 MIN_GROWTH_BYTES = 1 << 20
 """A site must keep at least this much more memory at the end to be reported."""
@@ -157,6 +156,8 @@ def _by_stack(profile: Profile) -> dict[tuple[Frame, ...], tuple[int, int]]:
     space, objects = _inuse_columns(profile)
     out: dict[tuple[Frame, ...], tuple[int, int]] = {}
     for s in profile.samples:
+        if any(f.function.startswith(PPROF_WRITERS) for f in s.frames):
+            continue  # the profiler's own buffers, allocated to answer gopark's requests
         b, o = out.get(s.frames, (0, 0))
         out[s.frames] = (b + s.values[space], o + s.values[objects])
     return out
