@@ -32,6 +32,8 @@ pub struct GenerationInfo {
 /// Reads a trace one generation at a time.
 pub struct TraceReader<R: Read> {
     gens: GenerationReader<R>,
+    /// False while `drain` feeds the summary from another thread.
+    feed_summary: bool,
     pub catalog: Catalog,
     orderer: Orderer,
     pub summary: Summarizer,
@@ -50,6 +52,7 @@ impl<R: Read> TraceReader<R> {
         let orderer = Orderer::new(gens.version(), &mut catalog);
         Ok(TraceReader {
             gens,
+            feed_summary: true,
             catalog,
             orderer,
             summary: Summarizer::new(),
@@ -110,6 +113,7 @@ impl<R: Read> TraceReader<R> {
 
     fn read_one(&mut self, sink: &mut impl FnMut(&Event)) -> Result<bool> {
         let summary = &mut self.summary;
+        let feed = self.feed_summary;
         let mut count = 0usize;
         let mut first_time = 0i64;
         let mut out = |e: &Event| {
@@ -117,7 +121,9 @@ impl<R: Read> TraceReader<R> {
                 first_time = e.time;
             }
             count += 1;
-            summary.event(e);
+            if feed {
+                summary.event(e);
+            }
             sink(e);
         };
         let g = match self.gens.next_generation(&mut self.catalog)? {
@@ -144,14 +150,48 @@ impl<R: Read> TraceReader<R> {
 
     /// Read everything left, keeping only the summary. Stops at the first error
     /// (recorded in `self.error`); returns the number of events read.
+    ///
+    /// The summary is computed on a second thread while this one decodes and orders
+    /// (events cross in chunks, in order).
     pub fn drain(&mut self) -> u64 {
+        const CHUNK: usize = 16 << 10;
+        let mut summary = std::mem::take(&mut self.summary);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
         let mut n = 0u64;
-        loop {
-            let more = self.next_generation_with(&mut |_: &Event| n += 1);
-            if !matches!(more, Ok(true)) {
-                return n;
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || {
+                for chunk in rx {
+                    for e in &chunk {
+                        summary.event(e);
+                    }
+                }
+                summary
+            });
+            self.feed_summary = false;
+            let mut buf = Vec::with_capacity(CHUNK);
+            loop {
+                let more = self.next_generation_with(&mut |e: &Event| {
+                    n += 1;
+                    buf.push(*e);
+                    if buf.len() == CHUNK {
+                        // A send fails only if the worker is gone (it panicked); the
+                        // join below reports that.
+                        let _ = tx.send(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK)));
+                    }
+                });
+                if !matches!(more, Ok(true)) {
+                    break;
+                }
             }
-        }
+            let _ = tx.send(buf);
+            drop(tx);
+            self.feed_summary = true;
+            self.summary = match worker.join() {
+                Ok(s) => s,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+        });
+        n
     }
 }
 
