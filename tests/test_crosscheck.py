@@ -26,6 +26,7 @@ from gopark.analysis.crosscheck import (
 from gopark.analysis.diagnose import diagnose
 from gopark.analysis.findings import Finding
 from gopark.analysis.inventory import inventory
+from gopark.analysis.source import SourceReader
 from gopark.analysis.tracefacts import TraceFacts, trace_facts
 from gopark.formats.load import load_path
 from gopark.formats.pprof import parse_profile
@@ -80,6 +81,7 @@ def captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Capture]:
         "healthy": _capture(tmp, "healthyservice", ["-n", "200", "-rate", "200"], env),
         "cpu": _capture(tmp, "cpuspin", ["-n", "0"], env),
         "lock": _capture(tmp, "lockcontention", ["-n", "16"], env),
+        "pileup": _capture(tmp, "mutexpileup", ["-n", "200", "-rate", "20"], env),
     }
 
 
@@ -158,9 +160,29 @@ def test_ticker_loop_keeps_waking(captures: dict[str, Capture]) -> None:
     assert c.period_ns is not None and 45e6 <= c.period_ns <= 60e6
     assert c.timer_share >= 0.9
     assert is_timer_loop(c)
+    assert c.old_alive >= 195 and c.new_alive >= 20  # -rate 20 for 2 s
     [f] = [f for f in _by_category(captures["ticker"].findings(), "ticker")
            if f.verdict != "benign"]
+    assert f.verdict == "confirmed"
     assert any("by a timer" in e for e in f.evidence), f.evidence
+
+
+def test_ticker_category_comes_from_the_trace_without_source(
+        captures: dict[str, Capture]) -> None:
+    """Without the program's source, a dump cannot tell `for range t.C` from any channel
+    receive: the trace's timer wakes make it a ticker finding all the same."""
+
+    class NoSource(SourceReader):
+        def lines_of(self, path: str) -> list[str] | None:
+            return None
+
+    cap = captures["ticker"]
+    blind = diagnose([cap.snapshot()], source=NoSource()).findings
+    assert [f.category for f in blind if f.verdict == "suspected"] == ["chan-recv"]
+    d = diagnose([cap.snapshot(), cap.trace], source=NoSource())
+    [f] = [f for f in d.findings if f.verdict != "benign"]
+    assert f.category == "ticker" and f.location is not None \
+        and f.location.function == "main.startSession.func1"
 
 
 def test_wake_counts_agree_with_the_event_stream(captures: dict[str, Capture]) -> None:
@@ -258,6 +280,19 @@ def test_hot_lock_gives_lock_contention(captures: dict[str, Capture]) -> None:
     assert f.goroutines == 16
     assert any(fr.function == "sync.(*Mutex).Lock" for fr in f.stack)
     assert not _by_category(d.findings, "sched-latency")
+
+
+def test_stuck_lock_holder_is_a_leak_not_contention(captures: dict[str, Capture]) -> None:
+    """mutexpileup: requests queue behind a lock whose holder never returns. No wait for
+    the lock ever ends, so it is no hot lock: a mutex leak the trace confirms."""
+    cap = captures["pileup"]
+    c = _check_at(cap.checks(), "main.(*cache).get")
+    assert c.woken == 0 and c.never_woken >= 200 and c.whole_window >= 195
+    d = diagnose([cap.snapshot(), cap.trace])
+    assert not _by_category(d.findings, "lock-contention")
+    [f] = _by_category(d.findings, "mutex")
+    assert f.verdict == "confirmed"
+    assert any(e.startswith("0 of ") and "traced were woken" in e for e in f.evidence)
 
 
 def test_damaged_trace_is_a_note(captures: dict[str, Capture], tmp_path: Path) -> None:

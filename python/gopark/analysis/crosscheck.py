@@ -11,7 +11,10 @@ Then the findings the trace supports:
 - a suspect group whose traced goroutines never woke is stronger evidence; when the group
   also grew during the window (goroutines created in it joined and never woke) while older
   ones stayed blocked throughout, the leak is ``confirmed``;
-- a group whose goroutines keep being woken by a timer is a ticker loop (``ticker``);
+- a group whose goroutines keep being woken by a timer is a ticker loop (``ticker``),
+  ``confirmed`` likewise when old ones looped throughout and new ones joined (the more
+  serious finding wins the merge, so this category then replaces step 1's, which needs
+  the source to tell a ticker from any channel receive);
 - ``sched-latency`` when the mean runnable → running wait exceeds the seed's 10 ms;
 - ``lock-contention`` when goroutines spend much time queued on one hot lock site.
 """
@@ -73,6 +76,10 @@ class GroupCheck:
     """Blocked from before the trace began to its end."""
     new_never_woken: int = 0
     """Never woken, and created during the window (the group grew in it)."""
+    old_alive: int = 0
+    """Woken, alive from before the trace to its end (a loop that did not exit)."""
+    new_alive: int = 0
+    """Woken, created during the window and still alive at its end."""
     wakes_per_goroutine: float = 0.0
     """Median wakes from the site of the goroutines that were woken."""
     period_ns: float | None = None
@@ -170,6 +177,10 @@ def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> G
             check.never_woken += 1
             check.whole_window += g.blocked_whole_window
             check.new_never_woken += not g.existed_at_start
+    for g in woken:
+        if g.end_state != "NotExist":
+            check.old_alive += g.existed_at_start
+            check.new_alive += not g.existed_at_start
     if woken:
         check.wakes_per_goroutine = statistics.median(wakes[g.id] for g in woken)
         periods = [p for g in woken if (p := g.wake_period_ns) is not None]
@@ -250,7 +261,12 @@ def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding
         period = f", every ~{c.period_ns / 1e6:.0f} ms" if c.period_ns else ""
         evidence.append(f"{c.woken:,} of {c.at_site:,} traced were woken "
                         f"{c.wakes_per_goroutine:g} times each in {window}{period}, by a "
-                        "timer: a timer/ticker loop that never exits")
+                        "timer: a timer/ticker loop")
+        if c.old_alive and c.new_alive:
+            # the same standard as for a never-woken group: old ones persist, new ones join
+            verdict = "confirmed"
+            evidence.append(f"{c.old_alive:,} looped the whole window without exiting and "
+                            f"{c.new_alive:,} more started looping during it: the group grows")
     else:
         who = f" (last woken by goroutine {', '.join(map(str, c.wakers))})" if c.wakers else ""
         evidence.append(f"{c.woken:,} of {c.at_site:,} traced were woken in {window}{who}: "
