@@ -85,6 +85,18 @@ def captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Capture]:
     }
 
 
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tracebusy's own trace: mutexes, channels, network, syscalls, GC and goroutine churn
+    over several generations."""
+    return busy_trace("1.27", tmp_path_factory.mktemp("busy") / "busy.trace",
+                      duration="1500ms", workers=8)
+
+
+def _trace_of(scenario: str, captures: dict[str, Capture], busy: Path) -> Path:
+    return busy if scenario == "busy" else captures[scenario].trace
+
+
 def _check_at(checks: list[GroupCheck], function: str) -> GroupCheck:
     found = [c for c in checks if c.group.location and c.group.location.function == function]
     assert len(found) == 1, [c.group.location for c in checks]
@@ -210,10 +222,11 @@ def _stack_key(frames: Iterable[Frame]) -> tuple[tuple[str, int], ...]:
     return tuple((f.function, f.line) for f in frames if f.function)
 
 
-def _go_sched(trace: Path, tmp: Path) -> dict[tuple[tuple[str, int], ...], tuple[int, int]]:
-    """go tool trace -pprof=sched: (count, ns) of runnable time by stack."""
-    out = tmp / (trace.name + ".sched.pb")
-    go_tool("1.27", "trace", "-pprof=sched", str(trace), stdout=out)
+def _go_sched(trace: Path, tmp: Path, kind: str = "sched") \
+        -> dict[tuple[tuple[str, int], ...], tuple[int, int]]:
+    """go tool trace -pprof=KIND: (count, ns) by stack (runnable time for sched)."""
+    out = tmp / f"{trace.name}.{kind}.pb"
+    go_tool("1.27", "trace", f"-pprof={kind}", str(trace), stdout=out)
     profile = parse_profile(out.read_bytes(), str(out))
     got: dict[tuple[tuple[str, int], ...], tuple[int, int]] = {}
     for s in profile.samples:
@@ -224,15 +237,10 @@ def _go_sched(trace: Path, tmp: Path) -> dict[tuple[tuple[str, int], ...], tuple
 
 
 @pytest.mark.parametrize("scenario", ["leak", "ticker", "cpu", "busy"])
-def test_sched_latency_agrees_with_go_tool_trace(captures: dict[str, Capture], scenario: str,
-                                                  tmp_path: Path) -> None:
-    """Runnable intervals by stack equal go tool trace -pprof=sched's on the same file
-    (busy: tracebusy's own trace, with mutexes, network, syscalls, GC and churn, several
-    generations)."""
-    if scenario == "busy":
-        trace = busy_trace("1.27", tmp_path / "busy.trace", duration="1500ms", workers=8)
-    else:
-        trace = captures[scenario].trace
+def test_sched_latency_agrees_with_go_tool_trace(captures: dict[str, Capture], busy: Path,
+                                                  scenario: str, tmp_path: Path) -> None:
+    """Runnable intervals by stack equal go tool trace -pprof=sched's on the same file."""
+    trace = _trace_of(scenario, captures, busy)
     facts = trace_facts(trace)
     if scenario == "busy":
         assert len(facts.goroutines) > 1000
@@ -245,6 +253,32 @@ def test_sched_latency_agrees_with_go_tool_trace(captures: dict[str, Capture], s
     assert got == want
     assert len(facts.latencies_ns) == sum(n for n, _ in want.values())
     assert int(facts.latencies_ns.sum()) == sum(ns for _, ns in want.values())
+
+
+# Which wait reasons go tool trace puts in each blocking profile.
+_PROFILE_REASONS = {
+    "sync": lambda r: "chan" in r or "sync" in r or "select" in r,
+    "net": lambda r: r == "network",
+}
+
+
+@pytest.mark.parametrize(("scenario", "kind"), [("busy", "sync"), ("busy", "net"),
+                                                ("lock", "sync"), ("leak", "sync")])
+def test_wait_sites_agree_with_go_tool_trace(captures: dict[str, Capture], busy: Path,
+                                              scenario: str, kind: str, tmp_path: Path) -> None:
+    """Ended waits by stack (what lock-contention reads) equal go tool trace -pprof=sync and
+    -pprof=net on the same file."""
+    trace = _trace_of(scenario, captures, busy)
+    facts = trace_facts(trace)
+    got: dict[tuple[tuple[str, int], ...], tuple[int, int]] = {}
+    for (sid, reason), site in facts.wait_sites.items():
+        if site.waits and _PROFILE_REASONS[kind](reason):
+            key = _stack_key(facts.frames(sid))
+            old = got.get(key, (0, 0))
+            got[key] = (old[0] + site.waits, old[1] + site.wait_ns)
+    want = _go_sched(trace, tmp_path, kind)
+    assert want, "the oracle saw no waits: the scenario does not exercise this profile"
+    assert got == want
 
 
 def test_healthy_service_has_low_latency_and_no_finding(captures: dict[str, Capture]) -> None:

@@ -38,6 +38,7 @@ from gopark.formats.trace import (
 from gopark.model import Frame
 
 Int64s = NDArray[np.int64]
+_UNDETERMINED = GO_STATES.index("Undetermined")
 
 
 @dataclass(slots=True)
@@ -99,7 +100,7 @@ class WaitSite:
     stack: int
     reason: str
     waits: int = 0
-    """Waits that ended in the window, and their total time."""
+    """Waits that began and ended in the window, and their total time."""
     wait_ns: int = 0
     open_waits: int = 0
     """Waits still going when the trace ended, and their time up to the end."""
@@ -330,9 +331,13 @@ def _intervals(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
     acc.add(lat=lat, lat_g=lat_g, lat_n=lat_n, lat_ns=lat_ns, lat_stack=lat_stack,
             lat_stack_n=lat_stack_n, lat_stack_ns=lat_stack_ns)
     waiting = run_state == GO_WAITING
-    w_stack, w_ns = c["stack"][s_idx][waiting], dur[waiting]
-    ones = np.ones(len(w_ns), np.int64)
-    site, site_n, site_ns = _sum_arrays(_pack(w_stack, c["name"][s_idx][waiting]), ones, w_ns)
+    # a wait already going when the goroutine first showed up has no known start: it
+    # counts as a wake-up at its site, not in the site's wait time (nor in Go's profiles)
+    timed = waiting & (c["from_state"][s_idx] != _UNDETERMINED)
+    site, site_n, site_ns = _sum_arrays(_pack(c["stack"][s_idx][timed], c["name"][s_idx][timed]),
+                                        np.ones(int(timed.sum()), np.int64), dur[timed])
+    w_stack = c["stack"][s_idx][waiting]
+    ones = np.ones(len(w_stack), np.int64)
     pair, pair_n, _ = _sum_arrays(_pack(gid[s_idx][waiting], w_stack), ones, ones)
     acc.add(site=site, site_n=site_n, site_ns=site_ns, pair=pair, pair_n=pair_n)
     open_starts = starts[~closed]
