@@ -20,13 +20,16 @@ from gopark.formats.trace import (
 )
 from tracefixtures import busy_trace, go_tool
 
-VERSIONS = ("1.22", "1.27")
+# Go releases, and a flight-recorder window (it starts mid-stream).
+VERSIONS = ("1.22", "1.27", "flight-1.27")
 
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("summary")
-    return {v: busy_trace(v, tmp / f"busy-{v}.trace", duration="200ms") for v in VERSIONS}
+    out = {v: busy_trace(v, tmp / f"busy-{v}.trace", duration="200ms") for v in VERSIONS[:2]}
+    out["flight-1.27"] = busy_trace("1.27", tmp / "flight.trace", duration="300ms", flight=True)
+    return out
 
 
 def _pprof_total(trace: Path, kind: str) -> int:
