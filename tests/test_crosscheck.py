@@ -162,6 +162,21 @@ def test_join_by_stack_without_ids(captures: dict[str, Capture]) -> None:
         (by_id.at_site, by_id.woken, by_id.never_woken, by_id.whole_window)
 
 
+def test_trace_of_another_program_joins_by_stack(captures: dict[str, Capture]) -> None:
+    """A trace of another program shares goroutine ids 1, 2, 3… with the dump but not the
+    goroutines: the join notices (they block elsewhere) and goes by stack, and says so
+    (joined by id, ~100 of the lock waiters would count as traced)."""
+    dump, other = captures["pileup"].snapshot(), captures["ticker"].trace
+    checks = crosscheck(inventory(dump), trace_facts(other))
+    assert all(c.joined_by == "stack" for c in checks)
+    assert not [c for c in checks if c.group.location
+                and c.group.location.function == "main.(*cache).get"]
+    d = diagnose([dump, other])
+    assert any("joined the dump and the trace by stack" in n for n in d.notes), d.notes
+    [f] = _by_category(d.findings, "mutex")
+    assert not any("traced were woken" in e for e in f.evidence)
+
+
 def test_ticker_loop_keeps_waking(captures: dict[str, Capture]) -> None:
     """tickerloop: every session goroutine is woken by its 50 ms ticker about 40 times in
     2 s, by the runtime's timers, not by another goroutine."""

@@ -140,18 +140,41 @@ class _SiteIndex:
 def crosscheck(inv: Inventory, facts: TraceFacts) -> list[GroupCheck]:
     """Each group of the inventory that the trace saw, with what the trace says of it.
 
-    Groups with goroutine ids are joined by id; when no id of the snapshot is in the trace
-    (no ids, or another process), every group is joined by stack.
+    Groups are joined by goroutine id when the ids name the same goroutines (see
+    same_process); otherwise (no ids, or another process) by stack.
     """
     index = _SiteIndex(facts)
-    ids = {i for g in inv.groups for i in g.goroutine_ids}
-    by_id = bool(ids & facts.goroutines.keys())
+    by_id = same_process(inv, facts, index)
     out = []
     for group in inv.groups:
         check = _check(group, facts, index, by_id)
         if check.traced:
             out.append(check)
     return out
+
+
+def same_process(inv: Inventory, facts: TraceFacts, index: _SiteIndex | None = None) -> bool:
+    """Whether the snapshot's goroutine ids name the trace's goroutines.
+
+    Ids alone prove little (every process has goroutines 1, 2, 3…): the goroutines the
+    trace left blocked with a stack must mostly be blocked where the dump shows them.
+    """
+    index = index or _SiteIndex(facts)
+    table = facts.goroutines
+    agree = disagree = seen = 0
+    for group in inv.groups:
+        if not group.goroutine_ids:
+            continue
+        ids = np.array(group.goroutine_ids, np.int64)
+        rows, found = table.rows(ids)
+        seen += int(found.sum())
+        placed = found & (table.columns["end_state"][rows] == GO_WAITING) \
+            & (table.columns["block_stack"][rows] > 0)
+        here = index.blocked(group.key)
+        hits = sum(1 for i in ids[placed].tolist() if i in here)
+        agree += hits
+        disagree += int(placed.sum()) - hits
+    return agree > disagree if agree + disagree else seen > 0
 
 
 def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> GroupCheck:
@@ -208,7 +231,7 @@ def contribute(ctx: Context) -> list[Finding]:
     if ctx.inventory is not None:
         last = facts[-1]
         checks = crosscheck(ctx.inventory, last)
-        if checks and checks[0].joined_by == "stack" and ctx.inventory.form == "debug2":
+        if ctx.inventory.form == "debug2" and not same_process(ctx.inventory, last):
             ctx.notes.append(f"no goroutine id of the dump is in {last.source}: "
                              "joined the dump and the trace by stack (another process?)")
         for c in checks:
