@@ -113,3 +113,56 @@ pub struct Event {
     /// (NO_TASK: none); experimental arguments; generation number for Sync.
     pub values: [u64; 3],
 }
+
+/// Events as columns (one vector per field), filled one event at a time: what the
+/// Python layer hands to numpy without copying.
+#[derive(Debug, Default)]
+pub struct EventColumns {
+    pub time: Vec<i64>,
+    pub kind: Vec<u8>,
+    pub typ: Vec<u8>,
+    pub m: Vec<i64>,
+    pub p: Vec<i64>,
+    pub g: Vec<i64>,
+    pub stack: Vec<u32>,
+    pub scope: Vec<u8>,
+    pub resource: Vec<i64>,
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+    pub name: Vec<u32>,
+    pub message: Vec<u32>,
+    pub tstack: Vec<u32>,
+    pub value0: Vec<u64>,
+    pub value1: Vec<u64>,
+    pub value2: Vec<u64>,
+}
+
+impl EventColumns {
+    pub fn push(&mut self, e: &Event) {
+        self.time.push(e.time);
+        self.kind.push(e.kind);
+        self.typ.push(e.typ);
+        self.m.push(e.m);
+        self.p.push(e.p);
+        self.g.push(e.g);
+        self.stack.push(e.stack);
+        self.scope.push(e.scope);
+        self.resource.push(e.resource);
+        self.from.push(e.from);
+        self.to.push(e.to);
+        self.name.push(e.name);
+        self.message.push(e.message);
+        self.tstack.push(e.tstack);
+        self.value0.push(e.values[0]);
+        self.value1.push(e.values[1]);
+        self.value2.push(e.values[2]);
+    }
+
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+}

@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::TraceError;
 use crate::TraceReader;
-use crate::event::Event;
+use crate::event::{Event, EventColumns};
 use crate::spec;
 
 pyo3::create_exception!(_core, TraceDecodeError, pyo3::exceptions::PyValueError);
@@ -59,33 +59,31 @@ struct Reader {
     summary_taken: bool,
 }
 
-fn columns<'py>(py: Python<'py>, evs: &[Event]) -> PyResult<Bound<'py, PyDict>> {
+/// A vector as a numpy array, trimmed first (numpy keeps whatever capacity it gets).
+fn array<T: numpy::Element>(py: Python<'_>, mut v: Vec<T>) -> Bound<'_, PyArray1<T>> {
+    v.shrink_to_fit();
+    v.into_pyarray(py)
+}
+
+fn columns(py: Python<'_>, c: EventColumns) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
-    macro_rules! col {
-        ($name:literal, $f:expr) => {
-            d.set_item(
-                $name,
-                evs.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
-            )?;
-        };
-    }
-    col!("time", |e: &Event| e.time);
-    col!("kind", |e: &Event| e.kind);
-    col!("type", |e: &Event| e.typ);
-    col!("thread", |e: &Event| e.m);
-    col!("proc", |e: &Event| e.p);
-    col!("goroutine", |e: &Event| e.g);
-    col!("stack", |e: &Event| e.stack);
-    col!("scope", |e: &Event| e.scope);
-    col!("resource", |e: &Event| e.resource);
-    col!("from_state", |e: &Event| e.from);
-    col!("to_state", |e: &Event| e.to);
-    col!("name", |e: &Event| e.name);
-    col!("message", |e: &Event| e.message);
-    col!("transition_stack", |e: &Event| e.tstack);
-    col!("value0", |e: &Event| e.values[0]);
-    col!("value1", |e: &Event| e.values[1]);
-    col!("value2", |e: &Event| e.values[2]);
+    d.set_item("time", array(py, c.time))?;
+    d.set_item("kind", array(py, c.kind))?;
+    d.set_item("type", array(py, c.typ))?;
+    d.set_item("thread", array(py, c.m))?;
+    d.set_item("proc", array(py, c.p))?;
+    d.set_item("goroutine", array(py, c.g))?;
+    d.set_item("stack", array(py, c.stack))?;
+    d.set_item("scope", array(py, c.scope))?;
+    d.set_item("resource", array(py, c.resource))?;
+    d.set_item("from_state", array(py, c.from))?;
+    d.set_item("to_state", array(py, c.to))?;
+    d.set_item("name", array(py, c.name))?;
+    d.set_item("message", array(py, c.message))?;
+    d.set_item("transition_stack", array(py, c.tstack))?;
+    d.set_item("value0", array(py, c.value0))?;
+    d.set_item("value1", array(py, c.value1))?;
+    d.set_item("value2", array(py, c.value2))?;
     Ok(d)
 }
 
@@ -124,15 +122,16 @@ impl Reader {
     /// events before it are returned and the next call raises
     /// TraceDecodeError(kind, offset, message); earlier results stay valid.
     fn next_generation<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let mut out = Vec::new();
+        let mut out = EventColumns::default();
         let inner = &mut self.inner;
-        let res = py.detach(|| guarded(|| inner.next_generation(&mut out)))?;
+        let res =
+            py.detach(|| guarded(|| inner.next_generation_with(&mut |e: &Event| out.push(e))))?;
         match res {
             // Events ordered before the damage come first; the error on the next call.
-            Err(_) if !out.is_empty() => Ok(Some(columns(py, &out)?)),
+            Err(_) if !out.is_empty() => Ok(Some(columns(py, out)?)),
             Err(e) => Err(decode_error(&e)),
             Ok(false) if out.is_empty() => Ok(None),
-            Ok(_) => Ok(Some(columns(py, &out)?)),
+            Ok(_) => Ok(Some(columns(py, out)?)),
         }
     }
 
@@ -225,29 +224,29 @@ impl Reader {
             s.goroutines.clone()
         };
         let d = PyDict::new(py);
-        d.set_item("id", t.id.into_pyarray(py))?;
-        d.set_item("created", t.created.into_pyarray(py))?;
-        d.set_item("creator", t.creator.into_pyarray(py))?;
-        d.set_item("create_stack", t.create_stack.into_pyarray(py))?;
-        d.set_item("start_stack", t.start_stack.into_pyarray(py))?;
-        d.set_item("first_seen", t.first_seen.into_pyarray(py))?;
-        d.set_item("first_run", t.first_run.into_pyarray(py))?;
-        d.set_item("ended", t.ended.into_pyarray(py))?;
-        d.set_item("state", t.state.into_pyarray(py))?;
-        d.set_item("since", t.since.into_pyarray(py))?;
-        d.set_item("running_ns", t.running_ns.into_pyarray(py))?;
-        d.set_item("runnable_ns", t.runnable_ns.into_pyarray(py))?;
-        d.set_item("syscall_ns", t.syscall_ns.into_pyarray(py))?;
-        d.set_item("blocked_ns", t.blocked_ns.into_pyarray(py))?;
-        d.set_item("start_runnable_ns", t.start_runnable_ns.into_pyarray(py))?;
-        d.set_item("start_syscall_ns", t.start_syscall_ns.into_pyarray(py))?;
-        d.set_item("block_reason", t.block_reason.into_pyarray(py))?;
-        d.set_item("block_stack", t.block_stack.into_pyarray(py))?;
-        d.set_item("block_time", t.block_time.into_pyarray(py))?;
-        d.set_item("unblocker", t.unblocker.into_pyarray(py))?;
-        d.set_item("unblock_stack", t.unblock_stack.into_pyarray(py))?;
-        d.set_item("last_stack", t.last_stack.into_pyarray(py))?;
-        d.set_item("transitions", t.transitions.into_pyarray(py))?;
+        d.set_item("id", array(py, t.id))?;
+        d.set_item("created", array(py, t.created))?;
+        d.set_item("creator", array(py, t.creator))?;
+        d.set_item("create_stack", array(py, t.create_stack))?;
+        d.set_item("start_stack", array(py, t.start_stack))?;
+        d.set_item("first_seen", array(py, t.first_seen))?;
+        d.set_item("first_run", array(py, t.first_run))?;
+        d.set_item("ended", array(py, t.ended))?;
+        d.set_item("state", array(py, t.state))?;
+        d.set_item("since", array(py, t.since))?;
+        d.set_item("running_ns", array(py, t.running_ns))?;
+        d.set_item("runnable_ns", array(py, t.runnable_ns))?;
+        d.set_item("syscall_ns", array(py, t.syscall_ns))?;
+        d.set_item("blocked_ns", array(py, t.blocked_ns))?;
+        d.set_item("start_runnable_ns", array(py, t.start_runnable_ns))?;
+        d.set_item("start_syscall_ns", array(py, t.start_syscall_ns))?;
+        d.set_item("block_reason", array(py, t.block_reason))?;
+        d.set_item("block_stack", array(py, t.block_stack))?;
+        d.set_item("block_time", array(py, t.block_time))?;
+        d.set_item("unblocker", array(py, t.unblocker))?;
+        d.set_item("unblock_stack", array(py, t.unblock_stack))?;
+        d.set_item("last_stack", array(py, t.last_stack))?;
+        d.set_item("transitions", array(py, t.transitions))?;
         d.set_item(
             "reason_row",
             reasons
