@@ -377,9 +377,11 @@ def group_goroutines(s: TraceSummary) -> list[GoroutineGroup]:
         key = (entry and entry.function, state, reason, site)
         grp = groups.get(key)
         if grp is None:
-            created = frames(cols["create_stack"][i])
-            grp = groups[key] = GoroutineGroup(entry, _user_frame(created), state, reason,
-                                               blocked_at, [], blocked_by_reason={})
+            grp = groups[key] = GoroutineGroup(entry, None, state, reason, blocked_at, [],
+                                               blocked_by_reason={})
+        if grp.created_at is None:
+            # Goroutines that existed before the trace have no creation event.
+            grp.created_at = _user_frame(frames(cols["create_stack"][i]))
         grp.ids.append(gid)
         grp.running_ns += cols["running_ns"][i]
         grp.runnable_ns += cols["runnable_ns"][i]
