@@ -27,7 +27,8 @@ VERSIONS = ("1.22", "1.27", "flight-1.27")
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("summary")
-    out = {v: busy_trace(v, tmp / f"busy-{v}.trace", duration="200ms") for v in VERSIONS[:2]}
+    out = {v: busy_trace(v, tmp / f"busy-{v}.trace", duration="200ms", leaks=50)
+           for v in VERSIONS[:2]}
     out["flight-1.27"] = busy_trace("1.27", tmp / "flight.trace", duration="300ms", flight=True)
     return out
 
