@@ -338,8 +338,9 @@ def _intervals(acc: _Pass, c: dict[str, NDArray[Any]]) -> None:
                                         np.ones(int(timed.sum()), np.int64), dur[timed])
     w_stack = c["stack"][s_idx][waiting]
     ones = np.ones(len(w_stack), np.int64)
-    pair, pair_n, _ = _sum_arrays(_pack(gid[s_idx][waiting], w_stack), ones, ones)
-    acc.add(site=site, site_n=site_n, site_ns=site_ns, pair=pair, pair_n=pair_n)
+    pair_g, pair_stack, pair_n = _sum_pairs(gid[s_idx][waiting], w_stack, ones)
+    acc.add(site=site, site_n=site_n, site_ns=site_ns, pair_g=pair_g, pair_stack=pair_stack,
+            pair_n=pair_n)
     open_starts = starts[~closed]
     acc.carry = {k: c[k][open_starts] for k in _COLUMNS}
 
@@ -362,7 +363,7 @@ def _sorted_contains(sorted_ids: Int64s, ids: NDArray[Any]) -> NDArray[np.bool_]
 
 
 def _pack(high: NDArray[Any], low: NDArray[Any]) -> Int64s:
-    """Two non-negative 32-bit columns as one int64 key (for one fast np.unique)."""
+    """Two columns of the engine's 32-bit IDs (stack, string) as one int64 key."""
     return (high.astype(np.int64) << 32) | low.astype(np.int64)
 
 
@@ -394,9 +395,21 @@ def _wait_sites(acc: _Pass, strings: list[str], end_ns: int) -> dict[tuple[int, 
 
 
 def _wait_pairs(acc: _Pass) -> WaitPairs:
-    keys, counts, _ = _sum_arrays(acc.joined("pair"), acc.joined("pair_n"),
-                                  acc.joined("pair_n"))
-    return WaitPairs(keys >> 32, keys & 0xFFFFFFFF, counts)
+    return WaitPairs(*_sum_pairs(acc.joined("pair_g"), acc.joined("pair_stack"),
+                                 acc.joined("pair_n")))
+
+
+def _sum_pairs(first: NDArray[Any], second: NDArray[Any],
+               counts: NDArray[Any]) -> tuple[Int64s, Int64s, Int64s]:
+    """Distinct (first, second) pairs with their counts summed. Goroutine IDs come from
+    the file (any 64-bit value), so the pair is sorted on, not packed into one integer."""
+    first, second = first.astype(np.int64), second.astype(np.int64)
+    order = np.lexsort((second, first))
+    first, second, counts = first[order], second[order], counts.astype(np.int64)[order]
+    starts = np.flatnonzero(np.r_[True, (first[1:] != first[:-1]) | (second[1:] != second[:-1])]) \
+        if len(first) else np.zeros(0, np.intp)
+    summed = np.add.reduceat(counts, starts) if len(starts) else np.zeros(0, np.int64)
+    return first[starts], second[starts], summed.astype(np.int64)
 
 
 def _sum_arrays(keys: NDArray[Any], counts: NDArray[Any],
