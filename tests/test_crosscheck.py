@@ -28,6 +28,7 @@ from gopark.analysis.findings import Finding
 from gopark.analysis.inventory import inventory
 from gopark.analysis.source import SourceReader
 from gopark.analysis.tracefacts import TraceFacts, trace_facts
+from gopark.errors import InputError
 from gopark.formats.load import load_path
 from gopark.formats.pprof import parse_profile
 from gopark.model import Frame, Snapshot
@@ -358,6 +359,35 @@ def test_damaged_trace_is_a_note(captures: dict[str, Capture], tmp_path: Path) -
     d = diagnose([captures["leak"].snapshot(), stub])
     assert any(n.startswith(f"skipped {stub}") and "byte" in n for n in d.notes), d.notes
     assert _by_category(d.findings, "chan-send")
+
+
+def test_damaged_traces_give_facts_or_one_error(captures: dict[str, Capture]) -> None:
+    """Real traces cut anywhere or with bytes flipped: trace facts up to the damage, or an
+    InputError naming the byte; nothing else escapes."""
+    import random
+
+    data = captures["lock"].trace.read_bytes()
+    rng = random.Random(7)
+    damaged = [data[:n] for n in sorted(rng.sample(range(len(data)), 15))]
+    for _ in range(15):
+        b = bytearray(data)
+        for i in rng.sample(range(16, len(b)), 8):
+            b[i] ^= 1 << rng.randrange(8)
+        damaged.append(bytes(b))
+    outcomes: Counter[str] = Counter()
+    for d in damaged:
+        try:
+            facts = trace_facts(d, "damaged.trace")
+        except InputError as e:
+            assert "damaged.trace" in str(e) and "byte" in str(e)
+            outcomes["error"] += 1
+            continue
+        outcomes["facts"] += 1
+        if len(d) < len(data):
+            assert facts.damage is not None  # a cut trace never passes for a whole one
+        facts.sched_latency_ms()
+        crosscheck(inventory(captures["lock"].snapshot()), facts)
+    assert outcomes["facts"] >= 5 and outcomes["error"] >= 1, outcomes
 
 
 def test_cli_text_shows_latency_and_trace_evidence(captures: dict[str, Capture]) -> None:

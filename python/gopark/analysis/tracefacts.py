@@ -1,7 +1,8 @@
 """Step 2 of the method: what an execution trace says about each goroutine.
 
-One streaming pass over the trace's state transitions (a generation at a time, so memory
-follows the number of goroutines and waits, not the file) gives, per goroutine: how often
+One streaming pass over the trace's state transitions (a generation at a time: memory
+follows the number of goroutines and wait sites, plus 8 bytes per runnable interval for
+exact percentiles, not the size of the events) gives, per goroutine: how often
 it was woken, where it waited, whether it stayed blocked the whole window, who woke it
 last; and for the whole program the scheduler latency (runnable → running) as a
 distribution, the seed's second metric.
@@ -257,7 +258,7 @@ def trace_facts(source: str | Path | bytes, name: str | None = None) -> TraceFac
     acc = _Pass()
     for events in reader.generations():
         procs = events["proc"]
-        acc.procs.update(np.flatnonzero(np.bincount(procs[procs >= 0])).tolist())
+        acc.procs.update(np.unique(procs[procs >= 0]).tolist())  # IDs from the file: no bincount
         sel = (events["kind"] == KIND_STATE_TRANSITION) & (events["scope"] == SCOPE_GOROUTINE)
         cols = {k: events[k][sel] for k in _COLUMNS}
         del events
