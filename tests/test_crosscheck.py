@@ -87,15 +87,18 @@ def captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Capture]:
 
 
 @pytest.fixture(scope="module")
-def busy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tracebusy's own trace: mutexes, channels, network, syscalls, GC and goroutine churn
-    over several generations."""
-    return busy_trace("1.27", tmp_path_factory.mktemp("busy") / "busy.trace",
-                      duration="1500ms", workers=8)
+def busy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """tracebusy's own traces (mutexes, channels, network, syscalls, GC and goroutine churn
+    over several generations): from trace.Start, and from the flight recorder (which
+    starts mid-stream, with goroutines in states the trace never saw begin)."""
+    tmp = tmp_path_factory.mktemp("busy")
+    return {"busy": busy_trace("1.27", tmp / "busy.trace", duration="1500ms", workers=8),
+            "flight": busy_trace("1.27", tmp / "flight.trace", duration="1500ms", workers=8,
+                                 flight=True)}
 
 
-def _trace_of(scenario: str, captures: dict[str, Capture], busy: Path) -> Path:
-    return busy if scenario == "busy" else captures[scenario].trace
+def _trace_of(scenario: str, captures: dict[str, Capture], busy: dict[str, Path]) -> Path:
+    return busy[scenario] if scenario in busy else captures[scenario].trace
 
 
 def _check_at(checks: list[GroupCheck], function: str) -> GroupCheck:
@@ -252,13 +255,14 @@ def _go_sched(trace: Path, tmp: Path, kind: str = "sched") \
     return got
 
 
-@pytest.mark.parametrize("scenario", ["leak", "ticker", "cpu", "busy"])
-def test_sched_latency_agrees_with_go_tool_trace(captures: dict[str, Capture], busy: Path,
+@pytest.mark.parametrize("scenario", ["leak", "ticker", "cpu", "busy", "flight"])
+def test_sched_latency_agrees_with_go_tool_trace(captures: dict[str, Capture],
+                                                  busy: dict[str, Path],
                                                   scenario: str, tmp_path: Path) -> None:
     """Runnable intervals by stack equal go tool trace -pprof=sched's on the same file."""
     trace = _trace_of(scenario, captures, busy)
     facts = trace_facts(trace)
-    if scenario == "busy":
+    if scenario in busy:
         assert len(facts.goroutines) > 1000
     want = _go_sched(trace, tmp_path)
     got: dict[tuple[tuple[str, int], ...], tuple[int, int]] = {}
@@ -279,8 +283,10 @@ _PROFILE_REASONS = {
 
 
 @pytest.mark.parametrize(("scenario", "kind"), [("busy", "sync"), ("busy", "net"),
-                                                ("lock", "sync"), ("leak", "sync")])
-def test_wait_sites_agree_with_go_tool_trace(captures: dict[str, Capture], busy: Path,
+                                                ("flight", "sync"), ("lock", "sync"),
+                                                ("leak", "sync")])
+def test_wait_sites_agree_with_go_tool_trace(captures: dict[str, Capture],
+                                              busy: dict[str, Path],
                                               scenario: str, kind: str, tmp_path: Path) -> None:
     """Ended waits by stack (what lock-contention reads) equal go tool trace -pprof=sync and
     -pprof=net on the same file."""
