@@ -24,14 +24,16 @@ from gopark import __version__
 from gopark.errors import GoparkError
 
 # In the order `gopark --help` lists them.
-COMMANDS: list[str] = ["goroutines", "diagnose", "demo", "collect", "watch", "diff", "trace"]
+COMMANDS: list[str] = ["diagnose", "watch", "collect", "goroutines", "trace", "diff", "demo"]
 
 DESCRIPTION = """\
 Find out why a Go program's goroutines pile up or leak and why its memory grows.
 
-  gopark demo                         # run the built-in leaky program and diagnose it
-  gopark diagnose dump.txt heap.pb.gz # diagnose from files
-  gopark goroutines dump.txt          # grouped goroutine inventory
+  gopark demo                                    # the built-in leaky service, diagnosed live
+  gopark diagnose http://127.0.0.1:6060/debug/pprof/   # watch a service for 60 s, then say
+  gopark diagnose dump.txt heap.pb.gz            # the same from files or a bundle folder
+  gopark goroutines dump.txt                     # grouped goroutine inventory
+  gopark trace trace.out                         # what an execution trace holds
 """
 
 
