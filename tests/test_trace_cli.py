@@ -61,6 +61,9 @@ def test_json_matches_the_summary(busy: Path) -> None:
     assert sum(g["still_blocked"] for g in leaks.values()) >= 6
     for g in leaks.values():
         assert g["blocked_at"]["function"] == "main.leak.func1"
+        # each still-blocked goroutine's open wait counts, up to the trace's length
+        assert 0 < g["pending_blocked_ns"] <= g["still_blocked"] * doc["duration_ns"]
+        assert g["longest_wait_ns"] <= g["pending_blocked_ns"]
     assert doc["damage"] is None
 
 

@@ -322,6 +322,9 @@ class GoroutineGroup:
     # Still blocked at the end of the trace, and since how long (the longest wait).
     still_blocked: int = 0
     longest_wait_ns: int = 0
+    # Time those still blocked had waited by the end: not in blocked_ns, which (like Go's
+    # -pprof profiles) counts only waits that ended during the trace.
+    pending_ns: int = 0
 
     @property
     def count(self) -> int:
@@ -392,5 +395,7 @@ def group_goroutines(s: TraceSummary) -> list[GoroutineGroup]:
             grp.blocked_by_reason[r] = grp.blocked_by_reason.get(r, 0) + ns
         if waiting:
             grp.still_blocked += 1
-            grp.longest_wait_ns = max(grp.longest_wait_ns, s.end_time - cols["since"][i])
+            waited = s.end_time - cols["since"][i]
+            grp.longest_wait_ns = max(grp.longest_wait_ns, waited)
+            grp.pending_ns += waited
     return sorted(groups.values(), key=lambda x: (-x.count, -x.blocked_ns))

@@ -17,7 +17,8 @@ def _frame(f: Frame | None) -> dict[str, Any] | None:
 
 def group_json(g: GoroutineGroup, max_ids: int = 50) -> dict[str, Any]:
     """One stack group. Times are nanoseconds of closed intervals (entered and left
-    during the trace); ``still_blocked`` counts goroutines waiting at the end."""
+    during the trace); ``still_blocked`` counts goroutines waiting at the end and
+    ``pending_blocked_ns`` how long they had waited by then, in all."""
     return {
         "goroutines": g.count,
         "entry": _frame(g.entry),
@@ -27,6 +28,7 @@ def group_json(g: GoroutineGroup, max_ids: int = 50) -> dict[str, Any]:
         "blocked_at": _frame(g.blocked_at),
         "still_blocked": g.still_blocked,
         "longest_wait_ns": g.longest_wait_ns,
+        "pending_blocked_ns": g.pending_ns,
         "running_ns": g.running_ns,
         "runnable_ns": g.runnable_ns,
         "syscall_ns": g.syscall_ns,

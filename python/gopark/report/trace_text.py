@@ -96,9 +96,10 @@ def render_summary(s: TraceSummary, groups: list[GoroutineGroup], out: TextIO,
             print(f"         blocked at {frame_text(grp.blocked_at)}", file=out)
         if grp.still_blocked:
             print(f"         {grp.still_blocked:,} still blocked at the end, longest for "
-                  f"{duration(grp.longest_wait_ns)}", file=out)
+                  f"{duration(grp.longest_wait_ns)}, {duration(grp.pending_ns)} in all",
+                  file=out)
         reasons = ", ".join(f"{r or 'unknown'} {duration(ns)}" for r, ns in
                             sorted((grp.blocked_by_reason or {}).items(), key=lambda x: -x[1]))
         print(f"         running {duration(grp.running_ns)}, runnable {duration(grp.runnable_ns)}, "
-              f"syscall {duration(grp.syscall_ns)}, blocked {duration(grp.blocked_ns)}"
+              f"syscall {duration(grp.syscall_ns)}, blocked and woken {duration(grp.blocked_ns)}"
               + (f" ({reasons})" if reasons else ""), file=out)
