@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-
 from gopark.demo.goprocess import GoProcess, build
 
 GOPROGRAMS = Path(__file__).parent / "goprograms"
