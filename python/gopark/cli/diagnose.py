@@ -19,13 +19,18 @@ NAME = "diagnose"
 HELP = "find leaking and piling-up goroutines in dumps and profiles"
 DESCRIPTION = """\
 Diagnose a Go program from what its runtime exposes: goroutine dumps and profiles (any
-form), goroutineleak profiles (Go 1.26+), and other profiles. Each finding has a verdict
-(proven, confirmed, suspected, benign), the evidence, the source location and a fix.
+form), goroutineleak profiles (Go 1.26+), heap profiles, execution traces (Go 1.22+), or a
+live /debug/pprof/ endpoint watched for --duration. Several snapshots give each group a
+trend (growing, drained, stable); a trace tells which goroutines never woke, which a timer
+keeps waking, and the scheduler latency. Each finding has a verdict (proven, confirmed,
+suspected, benign), the evidence, the source location and a fix.
 
   gopark diagnose goroutine-debug2.txt
   gopark diagnose dump.txt goroutineleak.pb.gz --format json
   gopark diagnose dump.txt --fail-on suspected     # exit 1 if anything is suspected
   gopark diagnose http://127.0.0.1:6060/debug/pprof/ --duration 20s --interval 4s
+  gopark diagnose URL --trace 5s --keep incident/  # with a trace; keep the bundle
+  gopark diagnose dump.txt trace.out               # a dump and a trace of the same process
   gopark diagnose bundle/                          # a folder from gopark collect
 """
 
