@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from gopark.errors import InputError
-from gopark.formats.gotext import FrameInterner, go_unquote
+from gopark.formats.gotext import FrameInterner, go_unquote, label_pairs
 from gopark.model import Frame, Goroutine, Snapshot
 
 _HEADER = re.compile(r"(goroutine|goroutineleak) profile: total (\d+)")
@@ -32,19 +32,9 @@ def _parse_labels(text: str) -> dict[str, str]:
     """``{"k":"v", "k2":"v2"}`` (runtime/pprof labelMap.String) -> dict."""
     if not (text.startswith("{") and text.endswith("}")):
         raise ValueError("labels must be enclosed in {}")
-    body = text[1:-1]
     labels: dict[str, str] = {}
-    pos = 0
-    while pos < len(body):
-        m = _LABEL.match(body, pos)
-        if m is None:
-            raise ValueError(f'expected "key":"value" at {body[pos:pos + 20]!r}')
+    for m in label_pairs(text[1:-1], _LABEL, 'expected "key":"value"'):
         labels[go_unquote(m.group(1))] = go_unquote(m.group(2))
-        pos = m.end()
-        if body.startswith(", ", pos):
-            pos += 2
-        elif pos != len(body):
-            raise ValueError(f"expected ', ' between labels at {body[pos:pos + 20]!r}")
     return labels
 
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from gopark.errors import InputError
-from gopark.formats.gotext import FrameInterner, go_unquote
+from gopark.formats.gotext import FrameInterner, go_unquote, label_pairs
 from gopark.model import Frame, Goroutine, Snapshot
 
 # One goroutine, found in a single pass of the regex engine (far faster than Python
@@ -167,19 +167,9 @@ _LABEL = re.compile(r'("(?:[^"\\]|\\.)*"|[A-Za-z0-9./_]*): ("(?:[^"\\]|\\.)*"|[A
 def _parse_header_labels(text: str) -> dict[str, str]:
     """Go 1.27 traceback labels ``{key: value, k: "quoted value"}`` -> dict."""
     labels: dict[str, str] = {}
-    body = text.strip()[1:-1]
-    pos = 0
-    while pos < len(body):
-        m = _LABEL.match(body, pos)
-        if m is None:
-            raise ValueError(f"bad label at {body[pos:pos + 20]!r}")
+    for m in label_pairs(text.strip()[1:-1], _LABEL, "bad label"):
         key, value = (go_unquote(t) if t.startswith('"') else t for t in m.groups())
         labels[key] = value
-        pos = m.end()
-        if body.startswith(", ", pos):
-            pos += 2
-        elif pos != len(body):
-            raise ValueError(f"expected ', ' between labels at {body[pos:pos + 20]!r}")
     return labels
 
 

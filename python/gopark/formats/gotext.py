@@ -1,8 +1,10 @@
-"""Helpers shared by the goroutine text parsers: Go-quoted strings and frame interning."""
+"""Helpers shared by the goroutine text parsers: Go-quoted strings, label maps and frame
+interning."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from gopark.model import Frame
 
@@ -31,6 +33,23 @@ def go_unquote(quoted: str) -> str:
     if "\\" not in body:
         return body
     return _ESCAPE.sub(_unescape_one, body)
+
+
+def label_pairs(body: str, pair: re.Pattern[str], expected: str) -> Iterator[re.Match[str]]:
+    """The matches of ``pair`` in ``body`` (a label map without its braces), one per
+    label, separated by ``", "`` as both runtime label printers write them. Raises
+    ValueError (``expected`` + where) at the first text ``pair`` does not match."""
+    pos = 0
+    while pos < len(body):
+        m = pair.match(body, pos)
+        if m is None:
+            raise ValueError(f"{expected} at {body[pos:pos + 20]!r}")
+        yield m
+        pos = m.end()
+        if body.startswith(", ", pos):
+            pos += 2
+        elif pos != len(body):
+            raise ValueError(f"expected ', ' between labels at {body[pos:pos + 20]!r}")
 
 
 class FrameInterner:
