@@ -21,6 +21,13 @@ def frame_json(frame: Frame | None) -> dict[str, Any] | None:
     return {"function": frame.function, "file": frame.file or None, "line": frame.line or None}
 
 
+def minutes_json(minutes: tuple[int, int] | None) -> dict[str, int] | None:
+    """A (min, max) wait in minutes as {"min", "max"} (None stays None)."""
+    if minutes is None:
+        return None
+    return {"min": minutes[0], "max": minutes[1]}
+
+
 def finding_json(f: Finding) -> dict[str, Any]:
     """One finding per the contract, plus ``source_line`` (the location's line when the
     source was readable) and ``goroutine_ids``."""
@@ -32,8 +39,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "goroutines": f.goroutines,
         "bytes": f.bytes,
         "per_min": f.per_min,
-        "wait_minutes": None if f.wait_minutes is None else
-        {"min": f.wait_minutes[0], "max": f.wait_minutes[1]},
+        "wait_minutes": minutes_json(f.wait_minutes),
         "location": frame_json(f.location),
         "created_by": frame_json(f.created_by),
         "stack": [str(fr) for fr in f.stack],
@@ -72,8 +78,7 @@ def group_json(g: Group) -> dict[str, Any]:
         "category": g.category,
         "benign": g.benign,
         "states": dict(g.states),
-        "wait_minutes": None if g.wait_minutes is None else
-        {"min": g.wait_minutes[0], "max": g.wait_minutes[1]},
+        "wait_minutes": minutes_json(g.wait_minutes),
         "location": frame_json(g.location),
         "source_line": g.source_line,
         "created_by": frame_json(g.created_by),
