@@ -144,18 +144,25 @@ def contention_captures(profiles: dict[str, int]) -> tuple[list[Capture], list[s
     return take, notes
 
 
-def start_captures(profiles: dict[str, int], max_dump_goroutines: int,
+def _dump_and_heap(when: str, profiles: dict[str, int], max_dump_goroutines: int,
                    force_dumps: bool) -> tuple[list[Capture], list[str]]:
-    """What to take at the start (after the index and the first snapshot), with notes."""
+    """The debug=2 dump (unless too many goroutines) and the heap, taken at both ends."""
     take: list[Capture] = []
     notes: list[str] = []
     skip = dump_allowed(profiles.get("goroutine"), max_dump_goroutines, force_dumps)
     if skip:
-        notes.append("start " + skip)
+        notes.append(f"{when} {skip}")
     else:
         take.append(GOROUTINE_DUMP)
     if "heap" in profiles:
         take.extend(HEAP)
+    return take, notes
+
+
+def start_captures(profiles: dict[str, int], max_dump_goroutines: int,
+                   force_dumps: bool) -> tuple[list[Capture], list[str]]:
+    """What to take at the start (after the index and the first snapshot), with notes."""
+    take, notes = _dump_and_heap("start", profiles, max_dump_goroutines, force_dumps)
     extra, _ = contention_captures(profiles)  # notes once, from the end, if still empty
     return take + extra, notes
 
@@ -170,12 +177,6 @@ def end_captures(profiles: dict[str, int], max_dump_goroutines: int,
     else:
         notes.append("goroutineleak profile not offered: it needs Go 1.27, or Go 1.26 built "
                      "with GOEXPERIMENT=goroutineleakprofile")
-    skip = dump_allowed(profiles.get("goroutine"), max_dump_goroutines, force_dumps)
-    if skip:
-        notes.append("end " + skip)
-    else:
-        take.append(GOROUTINE_DUMP)
-    if "heap" in profiles:
-        take.extend(HEAP)
+    both, both_notes = _dump_and_heap("end", profiles, max_dump_goroutines, force_dumps)
     extra, more_notes = contention_captures(profiles)
-    return take + extra, notes + more_notes
+    return take + both + extra, notes + both_notes + more_notes
