@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gopark.analysis import classify, suspects
-from gopark.analysis.findings import Finding
+from gopark.analysis.findings import Finding, goroutine_count
 from gopark.analysis.inventory import Group, Inventory, key_of, signature
 from gopark.analysis.tracefacts import TraceFacts, latency_summary, trace_facts
 from gopark.errors import InputError
@@ -259,10 +259,6 @@ def _seconds(ns: float) -> str:
     return f"{ns / 1e9:.1f} s"
 
 
-def _goroutines(n: int) -> str:
-    return f"{n:,} goroutine" + ("" if n == 1 else "s")
-
-
 def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding | None:
     """The trace's evidence on a group step 1 reports (a suspect or a proven leak), as a
     finding that merges with step 1's; None for groups step 1 does not report."""
@@ -296,7 +292,7 @@ def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding
                         f"they make progress; {c.never_woken:,} never woke")
     return Finding(
         verdict=verdict, category=category,
-        title=f"{_goroutines(g.count)} {suspects.TITLES.get(category, 'blocked')}",
+        title=f"{goroutine_count(g.count)} {suspects.TITLES.get(category, 'blocked')}",
         goroutines=g.count, wait_minutes=g.wait_minutes, location=g.location,
         created_by=g.created_by, stack=list(g.stack), evidence=evidence,
         fix=suspects.FIXES.get(category, ""), source_line=g.source_line,
@@ -346,7 +342,7 @@ def sched_latency_findings(facts: TraceFacts,
         "the scheduler is under pressure",
     ]
     total = sum(ns for _, ns in by_place.values())
-    evidence += [f"{_goroutines(n)} at {place.function if place else 'an unknown place'} "
+    evidence += [f"{goroutine_count(n)} at {place.function if place else 'an unknown place'} "
                  f"waited {_seconds(ns)} to run in total" for place, (n, ns) in ranked[:3]
                  if ns >= total / 20]
     top = ranked[0][0] if ranked else None
@@ -354,7 +350,7 @@ def sched_latency_findings(facts: TraceFacts,
     return [Finding(
         verdict="suspected", category="sched-latency",
         title=f"goroutines wait {lat['mean']:.0f} ms on average to run once runnable "
-              f"({_goroutines(waiting)}, {facts.procs} Ps)",
+              f"({goroutine_count(waiting)}, {facts.procs} Ps)",
         goroutines=waiting, location=top, evidence=evidence,
         fix="more runnable goroutines than GOMAXPROCS can serve: bound CPU-heavy work "
             "(a worker pool sized to GOMAXPROCS), check GOMAXPROCS against the CPU limit, "
@@ -402,7 +398,7 @@ def lock_contention_findings(facts: TraceFacts) -> list[Finding]:
         waiters = len(np.unique(w.goroutine[np.isin(w.stack, list(stacks))]))
         out.append(Finding(
             verdict="suspected", category="lock-contention",
-            title=f"{_goroutines(waiters)} queue on a lock at {place.function}: "
+            title=f"{goroutine_count(waiters)} queue on a lock at {place.function}: "
                   f"{queued:.1f} waiting on average",
             goroutines=waiters, location=place,
             stack=list(facts.frames(stack_of[place])),

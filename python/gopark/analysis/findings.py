@@ -24,6 +24,11 @@ CATEGORIES = (
 )
 
 
+def goroutine_count(n: int) -> str:
+    """``1 goroutine``, ``1,420 goroutines``: a count as titles and evidence say it."""
+    return f"{n:,} goroutine" + ("" if n == 1 else "s")
+
+
 @dataclass(slots=True)
 class Finding:
     """One thing gopark tells the user, with its verdict, evidence and fix."""

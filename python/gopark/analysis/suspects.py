@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 
 from gopark.analysis import classify, holders
-from gopark.analysis.findings import Finding
+from gopark.analysis.findings import Finding, goroutine_count
 from gopark.analysis.inventory import Group, Inventory
 from gopark.analysis.source import SourceReader, http_calls_without_close
 from gopark.model import Frame, Goroutine
@@ -105,10 +105,6 @@ def findings(inv: Inventory, everyone: Sequence[Goroutine], *,
     return out
 
 
-def _goroutines(n: int) -> str:
-    return f"{n:,} goroutine" + ("" if n == 1 else "s")
-
-
 def _is_write_loop(g: Group) -> bool:
     """writeLoops of unclosed bodies are counted in their readLoops' finding."""
     return g.category == "http-body-not-closed" and g.location is not None \
@@ -125,7 +121,7 @@ def _where(frame: Frame | None) -> str:
 def _benign(g: Group) -> Finding:
     return Finding(
         verdict="benign", category=g.category,
-        title=f"{_goroutines(g.count)}: {g.benign}",
+        title=f"{goroutine_count(g.count)}: {g.benign}",
         goroutines=g.count, wait_minutes=g.wait_minutes, location=g.location,
         created_by=g.created_by, stack=list(g.stack), source_line=g.source_line,
         goroutine_ids=list(g.goroutine_ids), group_key=g.key,
@@ -135,7 +131,7 @@ def _benign(g: Group) -> Finding:
 
 def _finding(g: Group, verdict: str, inv: Inventory, everyone: Sequence[Goroutine],
              reader: SourceReader, leaked: int) -> Finding:
-    title = f"{_goroutines(g.count)} {TITLES.get(g.category, 'blocked')}"
+    title = f"{goroutine_count(g.count)} {TITLES.get(g.category, 'blocked')}"
     f = Finding(
         verdict=verdict, category=g.category, title=title, goroutines=g.count,
         wait_minutes=g.wait_minutes, location=g.location, created_by=g.created_by,
@@ -143,7 +139,7 @@ def _finding(g: Group, verdict: str, inv: Inventory, everyone: Sequence[Goroutin
         fix=FIXES.get(g.category, ""), group_key=g.key,
     )
     state = g.main_state or g.category
-    what = f"{_goroutines(g.count)} in {state} at {_where(g.location)}"
+    what = f"{goroutine_count(g.count)} in {state} at {_where(g.location)}"
     if g.location is not None:
         what += f" ({g.location.function})"
     f.evidence.append(what)
