@@ -18,9 +18,8 @@ from google.protobuf.message import DecodeError
 
 from gopark.errors import InputError
 from gopark.formats import profile_pb2
+from gopark.formats.sniff import GZIP_MAGIC
 from gopark.model import Frame, Goroutine, Profile, Sample, SampleType, Snapshot
-
-GZIP_MAGIC = b"\x1f\x8b"
 
 MAX_PROFILE_BYTES = 1 << 30
 """Largest decompressed profile accepted; a gzip bomb stops here instead of eating memory."""

@@ -159,10 +159,6 @@ class Catalog:
         return [Frame(self.strings[self._func[i]], self.strings[self._file[i]], int(self._line[i]),
                       int(self._pc[i])) for i in ids]
 
-    def has_stack(self, stack_id: int) -> bool:
-        """Whether the ID names a stack (possibly an empty one)."""
-        return 0 < stack_id < len(self._starts) - 1
-
 
 @dataclass
 class GenerationInfo:
