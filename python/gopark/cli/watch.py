@@ -1,12 +1,9 @@
 """`gopark watch URL`: a live view of a service's goroutines and heap, refreshed each interval.
 
-Each refresh takes the cheap goroutine profile (protobuf; the concurrent profile, no long
-stop-the-world) and heap?debug=1 for the runtime's MemStats, then re-runs the trend
-analysis over the snapshots so far (the last --history of them).
-
-Etiquette: writing a goroutine profile costs the target CPU in proportion to its
-goroutines (about 2.5 µs each: 0.12 s at 50,000). The watch keeps that under --max-load
-of one core by stretching the interval to at least (time the requests took) / max-load.
+gopark.watcher takes the snapshots and keeps the series (the last --history of them);
+this module loops, paces the refreshes and hands each state to report.watch_text. The
+interval is stretched to at least (time the requests took) / --max-load, so the watch
+costs the target under that share of one core.
 """
 
 from __future__ import annotations
@@ -15,21 +12,17 @@ import argparse
 import itertools
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.live import Live
 
-from gopark.analysis.trend import TrendReport, analyze, user_key
 from gopark.cli.collect import parse_duration, parse_header
-from gopark.collect.client import ClientOptions, FetchError, PprofClient, redact_url
-from gopark.errors import CollectError, GoparkError
-from gopark.formats.heaptext import parse_memstats
-from gopark.formats.pprof import parse_profile, profile_to_snapshot
-from gopark.model import Snapshot
+from gopark.collect.client import ClientOptions, PprofClient, redact_url
+from gopark.errors import GoparkError
 from gopark.report.watch_text import WatchState, render_plain, render_rich, render_summary
+from gopark.watcher import Watcher
 
 NAME = "watch"
 HELP = "live view of a service's goroutines and heap, with growing groups highlighted"
@@ -40,9 +33,6 @@ highlighted, and the heap in use. Ctrl-C stops it and prints a summary.
 
   gopark watch http://127.0.0.1:6060/debug/pprof/ --interval 5s
 """
-
-MAX_PROFILE_BYTES = 256 << 20
-MAX_HEAP_TEXT_BYTES = 64 << 20
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -69,59 +59,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
 
 
-class _Watch:
-    """The state kept between refreshes."""
-
-    def __init__(self, client: PprofClient, history: int, heap: bool) -> None:
-        self.client = client
-        self.snapshots: deque[Snapshot] = deque(maxlen=max(2, history))
-        self.heap_inuse: deque[int] = deque(maxlen=max(2, history))
-        self.heap = heap
-        self.errors = 0
-        self.last_error: str | None = None
-        self.started = datetime.now(UTC)
-        self.busy = 0.0
-        """Seconds the last refresh's requests took (an upper bound on the target's CPU
-        for them: the profiles are written by one goroutine, and the wire adds time)."""
-
-    def _get(self, path: str, cap: int) -> bytes:
-        began = time.monotonic()
-        try:
-            return self.client.fetch_bytes(path, cap)
-        finally:
-            self.busy += time.monotonic() - began
-
-    def refresh(self) -> None:
-        """Take one goroutine profile (and MemStats); errors are counted, not raised."""
-        self.busy = 0.0
-        try:
-            data = self._get("goroutine", MAX_PROFILE_BYTES)
-            snap = profile_to_snapshot(parse_profile(data, self.client.url("goroutine")))
-            snap.taken_at = datetime.now(UTC)
-            self.snapshots.append(snap)
-            if self.heap:
-                text = self._get("heap?debug=1", MAX_HEAP_TEXT_BYTES)
-                stats = parse_memstats(text, self.client.url("heap?debug=1"))
-                if "HeapInuse" in stats:
-                    self.heap_inuse.append(stats["HeapInuse"])
-        except (FetchError, GoparkError) as e:
-            self.errors += 1
-            self.last_error = str(e)
-            if not self.snapshots:
-                raise CollectError(f"{redact_url(self.client.base_url)}: {e}") from e
-
-    def pause_after(self, interval: float, max_load: float) -> float:
-        """The interval, stretched so the requests stay under max_load of a core."""
-        return max(interval, self.busy / max_load) if max_load > 0 else interval
-
-    def state(self, interval: float, max_load: float) -> WatchState:
-        """What the view shows now."""
-        report: TrendReport = analyze(list(self.snapshots), user_key)
-        pause = self.pause_after(interval, max_load)
-        return WatchState(target=redact_url(self.client.base_url), report=report,
-                          heap_inuse=list(self.heap_inuse), started=self.started,
-                          now=datetime.now(UTC), errors=self.errors, last_error=self.last_error,
-                          stretched=pause if pause > interval else None)
+def _state(watch: Watcher, interval: float, max_load: float) -> WatchState:
+    """What the view shows now."""
+    pause = watch.pause_after(interval, max_load)
+    return WatchState(target=redact_url(watch.client.base_url), report=watch.trend(),
+                      heap_inuse=list(watch.heap_inuse), started=watch.started,
+                      now=datetime.now(UTC), errors=watch.errors, last_error=watch.last_error,
+                      stretched=pause if pause > interval else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                             insecure=args.insecure, retries=0)
     console = Console()
     with PprofClient(args.url, options) as client:
-        watch = _Watch(client, args.history, heap=not args.no_heap)
+        watch = Watcher(client, args.history, heap=not args.no_heap)
         try:
             if console.is_terminal:
                 _loop_live(watch, args, console)
@@ -141,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         if watch.snapshots:
-            print("\n".join(render_summary(watch.state(args.interval, args.max_load))), flush=True)
+            summary = render_summary(_state(watch, args.interval, args.max_load))
+            print("\n".join(summary), flush=True)
     return 0
 
 
@@ -149,27 +94,27 @@ def _ticks(args: argparse.Namespace) -> Iterable[int]:
     return range(args.iterations) if args.iterations else itertools.count()
 
 
-def _pause(start: float, watch: _Watch, args: argparse.Namespace) -> None:
+def _pause(start: float, watch: Watcher, args: argparse.Namespace) -> None:
     interval = watch.pause_after(args.interval, args.max_load)
     time.sleep(max(0.0, start + interval - time.monotonic()))
 
 
-def _loop_live(watch: _Watch, args: argparse.Namespace, console: Console) -> None:
+def _loop_live(watch: Watcher, args: argparse.Namespace, console: Console) -> None:
     with Live(console=console, auto_refresh=False, transient=False) as live:
         for i in _ticks(args):
             start = time.monotonic()
             watch.refresh()
-            view = render_rich(watch.state(args.interval, args.max_load), args.top)
+            view = render_rich(_state(watch, args.interval, args.max_load), args.top)
             live.update(view, refresh=True)
             if not args.iterations or i < args.iterations - 1:
                 _pause(start, watch, args)
 
 
-def _loop_plain(watch: _Watch, args: argparse.Namespace) -> None:
+def _loop_plain(watch: Watcher, args: argparse.Namespace) -> None:
     for i in _ticks(args):
         start = time.monotonic()
         watch.refresh()
-        for line in render_plain(watch.state(args.interval, args.max_load), args.top):
+        for line in render_plain(_state(watch, args.interval, args.max_load), args.top):
             print(line, flush=True)
         if not args.iterations or i < args.iterations - 1:
             _pause(start, watch, args)
