@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +24,7 @@ from gopark.collect import ProgressEvent
 from gopark.demo import run as demo
 from gopark.demo.load import LoadDriver, LoadStats, is_loopback
 from gopark.errors import GoparkError
+from terminal import run_in_terminal
 
 DEMO_SOURCE = Path(demo.SOURCE_DIR) / "main.go"
 
@@ -169,38 +167,6 @@ def test_confirmed_on_go_1_21_text_output(cache: Path) -> None:
     assert "idle HTTP server connection (keep-alive)" in text
     url = re.search(r"ran it at (\S+)", text)
     assert url and port_is_closed(url.group(1))
-
-
-def run_in_terminal(args: list[str], env: dict[str, str], timeout: float,
-                    ctrl_c_after: str | None = None) -> tuple[int, str]:
-    """Run a command on a pseudo-terminal (stdin, stdout and stderr); its exit code and
-    everything it wrote, colours removed. With `ctrl_c_after`, type Ctrl-C once that text
-    has appeared (the terminal sends SIGINT to the foreground process group)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child
-        os.execve(args[0], args, env)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            data = os.read(fd, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-        if ctrl_c_after and ctrl_c_after.encode() in b"".join(chunks):
-            os.write(fd, b"\x03")
-            ctrl_c_after = None
-    else:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    text = b"".join(chunks).decode(errors="replace")
-    return os.waitstatus_to_exitcode(status), re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
 def terminal_env(cache: Path, **extra: str) -> dict[str, str]:

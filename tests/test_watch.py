@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -13,6 +11,7 @@ import time
 
 import gofixtures
 from gopark.cli import main
+from terminal import run_in_terminal
 
 WATCH = [sys.executable, "-m", "gopark", "watch"]
 
@@ -71,27 +70,10 @@ def test_ctrl_c_prints_the_summary_and_exits_cleanly() -> None:
 
 def test_live_view_on_a_terminal() -> None:
     with gofixtures.run("sendaftertimeout", "1.27", ["-n", "30", "-rate", "20"]) as p:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: gopark watch on a pseudo-terminal
-            os.environ["COLUMNS"] = "160"
-            os.execv(sys.executable, [*WATCH, p.base_url, "--interval", "0.3s",
-                                      "--iterations", "5"])
-        chunks = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1.0)
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        _, status = os.waitpid(pid, 0)
-    screen = b"".join(chunks).decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, screen
+        code, screen = run_in_terminal(
+            [*WATCH, p.base_url, "--interval", "0.3s", "--iterations", "5"],
+            dict(os.environ, COLUMNS="160"), timeout=60, keep_styles=True)
+    assert code == 0, screen
     assert "\x1b[" in screen  # styled and redrawn in place
     for column in ("goroutines", "change", "rate", "trend", "where"):
         assert column in screen
