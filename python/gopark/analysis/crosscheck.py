@@ -38,7 +38,7 @@ from gopark.errors import InputError
 from gopark.formats.trace import GO_WAITING
 from gopark.model import Frame
 
-if TYPE_CHECKING:  # diagnose imports this module to register it
+if TYPE_CHECKING:  # diagnose imports this module (to list it in CONTRIBUTORS)
     from gopark.analysis.diagnose import Context
 
 SCHED_LATENCY_MS = 10.0

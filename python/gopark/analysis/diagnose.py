@@ -2,8 +2,8 @@
 
 ``diagnose(inputs)`` takes what the parsers produced (goroutine snapshots in any form,
 pprof profiles, paths of inputs no parser turned into objects, e.g. traces), runs the
-one-snapshot inventory analysis on the best goroutine snapshot, then every registered
-contributor (trend, heap, trace… analyses register themselves with ``register``), and
+one-snapshot inventory analysis on the best goroutine snapshot, then every contributor
+(``CONTRIBUTORS``: the growth/heap and trace analyses; a caller may pass others), and
 merges their findings: findings about the same stack group (``Finding.group_key``) become
 one, with the most serious verdict and all the evidence.
 """
@@ -46,15 +46,8 @@ class Context:
 
 
 Contributor = Callable[[Context], Iterable[Finding]]
-CONTRIBUTORS: list[Contributor] = [growth.contribute, crosscheck.contribute]
-"""Analyses that add findings after step 1, in order (see ``register``)."""
-
-
-def register(contributor: Contributor) -> Contributor:
-    """Add an analysis to every diagnosis (usable as a decorator)."""
-    if contributor not in CONTRIBUTORS:
-        CONTRIBUTORS.append(contributor)
-    return contributor
+CONTRIBUTORS: tuple[Contributor, ...] = (growth.contribute, crosscheck.contribute)
+"""Analyses that add findings after step 1, in order."""
 
 
 def split_inputs(inputs: Iterable[Input]) -> Context:
@@ -81,7 +74,7 @@ def diagnose(inputs: Sequence[Input], *, threshold: float = suspects.DEFAULT_THR
     """Diagnose a program from its dumps and profiles.
 
     ``threshold`` is the weighted group size that makes a suspect (see suspects.weight);
-    ``contributors`` defaults to the registered analyses.
+    ``contributors`` defaults to ``CONTRIBUTORS``.
     """
     ctx = split_inputs(inputs)
     ctx.threshold = threshold

@@ -12,7 +12,7 @@ from gopark.analysis.inventory import Group
 from gopark.analysis.trend import GroupTrend, TrendReport, analyze, user_key
 from gopark.model import Profile
 
-if TYPE_CHECKING:  # diagnose imports this module to register it
+if TYPE_CHECKING:  # diagnose imports this module (to list it in CONTRIBUTORS)
     from gopark.analysis.diagnose import Context
 
 _LEAK_VERDICTS = ("proven", "confirmed", "suspected")
