@@ -194,14 +194,17 @@ class TraceSummary:
 
     @property
     def start_time(self) -> int:
+        """Timestamp (ns) of the trace's first event."""
         return int(self.counts["first_time"])
 
     @property
     def end_time(self) -> int:
+        """Timestamp (ns) of the trace's last event."""
         return int(self.counts["last_time"])
 
     @property
     def duration_ns(self) -> int:
+        """Time from the first event to the last."""
         return self.end_time - self.start_time
 
 
@@ -324,6 +327,7 @@ class GoroutineGroup:
 
     @property
     def count(self) -> int:
+        """Goroutines in the group."""
         return len(self.ids)
 
 
