@@ -65,8 +65,9 @@ def goroot(short: str) -> Path:
 
 
 def _sources_hash(name: str) -> str:
-    """Hash of what program `name` is built from: its folder, the shared harness, go.mod/go.sum."""
-    h = hashlib.sha256()
+    """Hash of what program `name` is built from: its folder, the shared harness, go.mod/go.sum,
+    and where they are (the binary records its source paths, which tests compare and read)."""
+    h = hashlib.sha256(str(GOPROGRAMS.resolve()).encode())
     parts = [GOPROGRAMS / name, GOPROGRAMS / "harness"]
     files = [p for part in parts for p in sorted(part.rglob("*"))]
     files += [GOPROGRAMS / "go.mod", GOPROGRAMS / "go.sum"]

