@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gofixtures
 import pytest
-from gopark.cli.collect import parse_duration, parse_size
+from gopark.cli.arguments import parse_duration, parse_size
 from gopark.collect import open_bundle
 from gopark.collect.client import PprofClient, normalize_url, redact_url
 from gopark.demo.goprocess import GoProcess

@@ -14,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from gopark.cli.collect import parse_duration
+from gopark.cli.arguments import parse_duration
 from gopark.collect import ProgressEvent
 from gopark.demo.load import LoadStats
 from gopark.demo.run import QUICK, DemoOptions, DemoRun, run_demo

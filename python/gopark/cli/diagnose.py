@@ -9,7 +9,7 @@ from pathlib import Path
 from gopark.analysis.diagnose import diagnose
 from gopark.analysis.findings import VERDICTS, Finding
 from gopark.analysis.suspects import DEFAULT_THRESHOLD
-from gopark.cli.collect import add_collection_arguments, collect_options
+from gopark.cli.arguments import add_collection_arguments, collect_options
 from gopark.errors import GoparkError
 from gopark.inputs import Inputs, collect_inputs, is_url, load_inputs
 from gopark.report import json as json_report

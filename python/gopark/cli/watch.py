@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.live import Live
 
-from gopark.cli.collect import parse_duration, parse_header
+from gopark.cli.arguments import parse_duration, parse_header
 from gopark.collect.client import ClientOptions, PprofClient, redact_url
 from gopark.errors import GoparkError
 from gopark.report.watch_text import WatchState, render_plain, render_rich, render_summary
