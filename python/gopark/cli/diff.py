@@ -13,7 +13,7 @@ from gopark.errors import GoparkError
 from gopark.formats.load import Loaded
 from gopark.inputs import is_bundle, load_inputs
 from gopark.model import Profile, Snapshot
-from gopark.report import diff_text
+from gopark.report import diff_json, diff_text
 
 NAME = "diff"
 HELP = "goroutine groups and heap sites before/after: new, vanished, grown"
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise GoparkError(f"{names}: nothing to compare: need a goroutine dump or profile on "
                           "both sides, or a heap profile on both sides")
     if args.format == "json":
-        diff_text.render_json(goroutines, heap, sys.stdout)
+        diff_json.render_json(goroutines, heap, sys.stdout)
     else:
         diff_text.render_text(goroutines, heap, sys.stdout, top=args.top, show_same=args.all)
     return 0
