@@ -336,14 +336,14 @@ _WAITING_PACKAGES = ("runtime.", "internal/", "sync.", "time.", "net.", "os.", "
                      "io.", "bufio.")
 
 
-def _is_runtime(f: Frame) -> bool:
+def _in_waiting_code(f: Frame) -> bool:
     return f.function.startswith(_WAITING_PACKAGES)
 
 
 def _user_frame(frames: list[Frame]) -> Frame | None:
     """The innermost frame outside the runtime and the standard library's waiting code."""
     for f in frames:
-        if not _is_runtime(f):
+        if not _in_waiting_code(f):
             return f
     return frames[0] if frames else None
 
