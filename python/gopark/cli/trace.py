@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from gopark.formats.trace import TraceReader, TraceSummary, group_goroutines
+from gopark.analysis.tracegroups import group_goroutines
+from gopark.formats.trace import TraceReader, TraceSummary
 from gopark.report import trace_json, trace_text
 from gopark.report.trace_events import render_parsed
 

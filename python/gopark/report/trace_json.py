@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gopark.formats.trace import Frame, GoroutineGroup, TraceSummary
+from gopark.analysis.tracegroups import GoroutineGroup
+from gopark.formats.trace import Frame, TraceSummary
 
 TRACE_SCHEMA = "gopark.trace/v1"
 

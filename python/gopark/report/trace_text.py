@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TextIO
 
-from gopark.formats.trace import Frame, GoroutineGroup, TraceSummary
+from gopark.analysis.tracegroups import GoroutineGroup
+from gopark.formats.trace import Frame, TraceSummary
 
 # Which Go releases write each trace format version.
 FORMAT_WRITERS = {22: "Go 1.22", 23: "Go 1.23-1.24", 25: "Go 1.25", 26: "Go 1.26+"}
