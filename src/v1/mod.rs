@@ -4,5 +4,8 @@
 pub mod convert;
 pub mod parse;
 
+#[cfg(test)]
+mod tests;
+
 pub use convert::Converter;
 pub use parse::{V1Trace, parse};
