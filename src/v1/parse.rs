@@ -445,15 +445,16 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
             }
         }
     }
-    let mut events = merge(&mut procs, cpu_samples)?;
-    fix_syscall_exits(&mut events)?;
+    // The runtime writes the frequency when tracing stops: without it the trace was cut.
     if tr.ticks_per_sec == 0 {
         return Err(TraceError::new(
-            ErrorKind::Malformed,
+            ErrorKind::Truncated,
             data.len() as u64,
-            "no EvFrequency event (the trace is incomplete)",
+            "no EvFrequency event: the v1 trace is incomplete (it ends before the frequency the runtime writes when tracing stops)",
         ));
     }
+    let mut events = merge(&mut procs, cpu_samples)?;
+    fix_syscall_exits(&mut events)?;
     if let Some(first) = events.first() {
         let min = first.ts;
         let ns_per_tick = 1e9 / tr.ticks_per_sec as f64;
