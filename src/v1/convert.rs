@@ -3,10 +3,11 @@
 //! have, with goroutines and Ps that were already there when tracing began appearing
 //! in an "Undetermined" state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::catalog::{Catalog, Frame};
 use crate::event::{Event, NO_TASK, NONE_ID, gstate, kind, pstate, scope};
+use crate::fasthash::IdMap;
 use crate::spec::ev;
 use crate::v1::parse::{V1Event, V1Trace, ev1, has_stack};
 
@@ -72,11 +73,11 @@ pub struct Converter {
     /// are being listed; those created then are reported as runnable at its time.
     pre_init: bool,
     created_pre_init: BTreeSet<u64>,
-    tasks: HashMap<u64, (u64, u32)>,
-    seen_procs: HashMap<i32, ()>,
-    proc_thread: HashMap<i32, i64>,
+    tasks: IdMap<u64, (u64, u32)>,
+    seen_procs: IdMap<i32, ()>,
+    proc_thread: IdMap<i32, i64>,
     stw_name: u32,
-    stack_ids: HashMap<u32, u32>,
+    stack_ids: IdMap<u32, u32>,
     /// For each event, whether its goroutine's next event blocks it in a syscall.
     syscall_blocks: Vec<bool>,
     last_time: i64,
@@ -99,11 +100,11 @@ impl Converter {
         Converter {
             pre_init: true,
             created_pre_init: BTreeSet::new(),
-            tasks: HashMap::new(),
-            seen_procs: HashMap::new(),
-            proc_thread: HashMap::new(),
+            tasks: IdMap::default(),
+            seen_procs: IdMap::default(),
+            proc_thread: IdMap::default(),
             stw_name: 0,
-            stack_ids: HashMap::new(),
+            stack_ids: IdMap::default(),
             syscall_blocks: syscall_blocks(&tr.events),
             last_time: -1,
             syncs: 0,
@@ -599,7 +600,7 @@ impl Converter {
 /// goroutine is the syscall's block.
 fn syscall_blocks(events: &[V1Event]) -> Vec<bool> {
     let mut out = vec![false; events.len()];
-    let mut next_of_g: HashMap<u64, u8> = HashMap::new();
+    let mut next_of_g: IdMap<u64, u8> = IdMap::default();
     for (i, e) in events.iter().enumerate().rev() {
         if e.typ == ev1::GO_SYS_CALL {
             out[i] = next_of_g.get(&e.g) == Some(&ev1::GO_SYS_BLOCK);

@@ -7,9 +7,10 @@
 //! Every length comes from the input and is checked against the bytes that are there
 //! before anything is allocated for it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::{ErrorKind, Result, TraceError};
+use crate::fasthash::IdMap;
 use crate::spec::Version;
 use crate::wire::{HEADER_LEN, uvarint};
 
@@ -174,9 +175,9 @@ pub struct PcFrame {
 pub struct V1Trace {
     pub version: Version,
     pub events: Vec<V1Event>,
-    pub stacks: HashMap<u32, Vec<u64>>,
-    pub pcs: HashMap<u64, PcFrame>,
-    pub strings: HashMap<u64, String>,
+    pub stacks: IdMap<u32, Vec<u64>>,
+    pub pcs: IdMap<u64, PcFrame>,
+    pub strings: IdMap<u64, String>,
     /// User log messages, indexed by the events' args[3].
     pub inline_strings: Vec<String>,
     pub ticks_per_sec: i64,
@@ -258,9 +259,9 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
         ..V1Trace::default()
     };
     let mut procs: Vec<ProcEvents> = Vec::new();
-    let mut proc_index: HashMap<i32, usize> = HashMap::new();
+    let mut proc_index: IdMap<i32, usize> = IdMap::default();
     let mut cpu_samples: Vec<V1Event> = Vec::new();
-    let mut timer_goids: HashMap<u64, ()> = HashMap::new();
+    let mut timer_goids: IdMap<u64, ()> = IdMap::default();
     let mut inline_ids: HashMap<String, u64> = HashMap::new();
     let mut cur: Option<usize> = None;
     let mut c = Cursor {
@@ -614,7 +615,7 @@ fn merge(procs: &mut [ProcEvents], mut cpu: Vec<V1Event>) -> Result<Vec<V1Event>
     let mut next = vec![0usize; streams.len()];
     let mut waiting: Vec<usize> = (0..streams.len()).collect();
     let mut frontier = Frontier::default();
-    let mut gs: HashMap<u64, GSeq> = HashMap::new();
+    let mut gs: IdMap<u64, GSeq> = IdMap::default();
     let mut out = Vec::with_capacity(total);
     loop {
         let mut i = 0;
@@ -685,7 +686,7 @@ fn merge(procs: &mut [ProcEvents], mut cpu: Vec<V1Event>) -> Result<Vec<V1Event>
 /// A syscall exit is written after the fact, carrying when it really happened: move it
 /// there (keeping the order of equal times).
 fn fix_syscall_exits(events: &mut [V1Event]) -> Result<()> {
-    let mut last_block: HashMap<u64, i64> = HashMap::new();
+    let mut last_block: IdMap<u64, i64> = IdMap::default();
     for e in events.iter_mut() {
         match e.typ {
             GO_SYS_BLOCK | GO_IN_SYSCALL => {
@@ -735,12 +736,12 @@ struct PDesc {
 /// goroutine is blocked before it is unblocked, ...) and fill in what the checks learn:
 /// a goroutine's first start carries its creation stack, network unblocks go on the
 /// netpoll pseudo-P, the GC on the GC pseudo-P.
-fn check(events: &mut [V1Event], stacks: &HashMap<u32, Vec<u64>>) -> Result<()> {
-    let mut gs: HashMap<u64, GDesc> = HashMap::new();
-    let mut ps: HashMap<i32, PDesc> = HashMap::new();
-    let mut tasks: HashSet<u64> = HashSet::new();
-    let mut regions: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-    let mut marking: HashMap<u64, bool> = HashMap::new();
+fn check(events: &mut [V1Event], stacks: &IdMap<u32, Vec<u64>>) -> Result<()> {
+    let mut gs: IdMap<u64, GDesc> = IdMap::default();
+    let mut ps: IdMap<i32, PDesc> = IdMap::default();
+    let mut tasks: IdMap<u64, ()> = IdMap::default();
+    let mut regions: IdMap<u64, Vec<(u64, u64)>> = IdMap::default();
+    let mut marking: IdMap<u64, bool> = IdMap::default();
     let (mut in_gc, mut in_stw) = (false, false);
     gs.insert(
         0,
@@ -943,7 +944,7 @@ fn check(events: &mut [V1Event], stacks: &HashMap<u32, Vec<u64>>) -> Result<()> 
                 g.last = e.typ;
             }
             USER_TASK_CREATE => {
-                let fresh = tasks.insert(e.args[0]);
+                let fresh = tasks.insert(e.args[0], ()).is_none();
                 if !fresh {
                     return err(format!("task id conflicts (id:{})", e.args[0]));
                 }
