@@ -246,7 +246,8 @@ impl Cursor<'_> {
 #[derive(Default)]
 struct ProcEvents {
     pid: i32,
-    events: Vec<V1Event>,
+    /// Indexes of its events in the trace's one event array, in order.
+    events: Vec<u32>,
     last_g: u64,
     last_ts: i64,
 }
@@ -260,7 +261,10 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
     };
     let mut procs: Vec<ProcEvents> = Vec::new();
     let mut proc_index: IdMap<i32, usize> = IdMap::default();
-    let mut cpu_samples: Vec<V1Event> = Vec::new();
+    // Every event, in file order (CPU samples included); the Ps and the CPU samples
+    // keep lists of indexes into it, so the merge needs no second copy of the events.
+    let mut all: Vec<V1Event> = Vec::new();
+    let mut cpu_samples: Vec<u32> = Vec::new();
     let mut timer_goids: IdMap<u64, ()> = IdMap::default();
     let mut inline_ids: HashMap<String, u64> = HashMap::new();
     let mut cur: Option<usize> = None;
@@ -394,7 +398,8 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
             CPU_SAMPLE => {
                 // Written late by a separate worker: ordered by the time the signal
                 // handler recorded, not where it sits in the batch.
-                cpu_samples.push(V1Event {
+                cpu_samples.push(index(&all, start)?);
+                all.push(V1Event {
                     ts: args[1] as i64,
                     p: args[2] as i32,
                     g: args[3],
@@ -442,7 +447,8 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
                     }
                     _ => {}
                 }
-                pe.events.push(e);
+                pe.events.push(index(&all, start)?);
+                all.push(e);
             }
         }
     }
@@ -454,7 +460,8 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
             "no EvFrequency event: the v1 trace is incomplete (it ends before the frequency the runtime writes when tracing stops)",
         ));
     }
-    let mut events = merge(&mut procs, cpu_samples)?;
+    let mut events = all;
+    merge(&mut events, &mut procs, cpu_samples)?;
     fix_syscall_exits(&mut events)?;
     if let Some(first) = events.first() {
         let min = first.ts;
@@ -602,29 +609,36 @@ impl Frontier {
     }
 }
 
+/// The index the next event will have in the event array.
+fn index(all: &[V1Event], off: usize) -> Result<u32> {
+    u32::try_from(all.len())
+        .map_err(|_| malformed(off, "more than 2^32 events: too large for this reader"))
+}
+
 /// Merge the Ps' streams: repeatedly take, among the Ps' next events whose goroutine
 /// is in the state they need, the earliest one. Correct even where clocks disagree.
-fn merge(procs: &mut [ProcEvents], mut cpu: Vec<V1Event>) -> Result<Vec<V1Event>> {
-    cpu.sort_by_key(|e| e.ts);
-    let mut streams: Vec<Vec<V1Event>> = procs
+/// `events` is put in that order (in place).
+fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) -> Result<()> {
+    cpu.sort_by_key(|&i| events[i as usize].ts);
+    let mut streams: Vec<Vec<u32>> = procs
         .iter_mut()
         .map(|p| std::mem::take(&mut p.events))
         .collect();
     streams.push(cpu);
-    let total: usize = streams.iter().map(Vec::len).sum();
     let mut next = vec![0usize; streams.len()];
     let mut waiting: Vec<usize> = (0..streams.len()).collect();
     let mut frontier = Frontier::default();
     let mut gs: IdMap<u64, GSeq> = IdMap::default();
-    let mut out = Vec::with_capacity(total);
+    let mut order: Vec<u32> = Vec::with_capacity(events.len());
     loop {
         let mut i = 0;
         while i < waiting.len() {
             let s = waiting[i];
-            let Some(e) = streams[s].get(next[s]) else {
+            let Some(&k) = streams[s].get(next[s]) else {
                 waiting.swap_remove(i);
                 continue;
             };
+            let e = &events[k as usize];
             let ok = match transition_of(e) {
                 None => true,
                 Some((g, init, _)) => ready(gs.get(&g).copied().unwrap_or_default(), init),
@@ -638,7 +652,7 @@ fn merge(procs: &mut [ProcEvents], mut cpu: Vec<V1Event>) -> Result<Vec<V1Event>
         }
         let Some(s) = frontier.pop() else {
             if let Some(&s) = waiting.first() {
-                let e = &streams[s][next[s]];
+                let e = &events[streams[s][next[s]] as usize];
                 return Err(inconsistent(
                     e.off,
                     format!(
@@ -650,9 +664,10 @@ fn merge(procs: &mut [ProcEvents], mut cpu: Vec<V1Event>) -> Result<Vec<V1Event>
             }
             break;
         };
-        let mut e = streams[s][next[s]];
+        let k = streams[s][next[s]];
         next[s] += 1;
-        if let Some((g, init, mut to)) = transition_of(&e) {
+        let e = &mut events[k as usize];
+        if let Some((g, init, mut to)) = transition_of(e) {
             let cur = gs.get(&g).copied().unwrap_or_default();
             if !ready(cur, init) {
                 return Err(inconsistent(
@@ -674,13 +689,41 @@ fn merge(procs: &mut [ProcEvents], mut cpu: Vec<V1Event>) -> Result<Vec<V1Event>
             GO_SYS_EXIT_LOCAL => GO_SYS_EXIT,
             t => t,
         };
-        out.push(e);
+        order.push(k);
         waiting.push(s);
     }
-    if let Some(w) = out.windows(2).find(|w| w[1].ts < w[0].ts) {
+    drop(streams);
+    // Every event belongs to one stream, so `order` is a permutation of all of them.
+    if order.len() != events.len() {
+        return Err(inconsistent(0, "internal error: the merge lost events"));
+    }
+    permute(events, &mut order);
+    if let Some(w) = events.windows(2).find(|w| w[1].ts < w[0].ts) {
         return Err(inconsistent(w[1].off, "time stamps out of order"));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Reorder `items` in place so that item j becomes the one at `order[j]` (`order` is a
+/// permutation; it is used up).
+fn permute(items: &mut [V1Event], order: &mut [u32]) {
+    for i in 0..items.len() {
+        if order[i] as usize == i {
+            continue;
+        }
+        let first = items[i];
+        let mut j = i;
+        loop {
+            let k = order[j] as usize;
+            order[j] = j as u32;
+            if k == i {
+                items[j] = first;
+                break;
+            }
+            items[j] = items[k];
+            j = k;
+        }
+    }
 }
 
 /// A syscall exit is written after the fact, carrying when it really happened: move it
