@@ -730,7 +730,8 @@ fn permute(items: &mut [V1Event], order: &mut [u32]) {
 /// there (keeping the order of equal times).
 fn fix_syscall_exits(events: &mut [V1Event]) -> Result<()> {
     let mut last_block: IdMap<u64, i64> = IdMap::default();
-    for e in events.iter_mut() {
+    let mut moved = Vec::new();
+    for (i, e) in events.iter_mut().enumerate() {
         match e.typ {
             GO_SYS_BLOCK | GO_IN_SYSCALL => {
                 last_block.insert(e.g, e.ts);
@@ -750,13 +751,99 @@ fn fix_syscall_exits(events: &mut [V1Event]) -> Result<()> {
                         "time stamps out of order (syscall exit before its block)",
                     ));
                 }
-                e.ts = ts;
+                if ts != e.ts {
+                    e.ts = ts;
+                    moved.push(i);
+                }
             }
             _ => {}
         }
     }
-    events.sort_by_key(|e| e.ts);
+    restore_order(events, &moved);
     Ok(())
+}
+
+/// Put `events` back in time order after the events at `moved` (ascending indexes)
+/// changed their times, the others being still in order: the same result as a stable
+/// sort by time, in linear time and with memory for the moved events only.
+fn restore_order(events: &mut [V1Event], moved: &[usize]) {
+    let (n, m) = (events.len(), moved.len());
+    if m == 0 {
+        return;
+    }
+    let mut taken: Vec<(V1Event, usize)> = moved.iter().map(|&i| (events[i], i)).collect();
+    taken.sort_by_key(|&(e, i)| (e.ts, i));
+    // Close the gaps: the others keep their order, at the front.
+    let (mut w, mut k) = (0, 0);
+    for r in 0..n {
+        if k < m && moved[k] == r {
+            k += 1;
+            continue;
+        }
+        events[w] = events[r];
+        w += 1;
+    }
+    // Merge from the back; ties go by original position (as a stable sort has them).
+    // `below` counts the moved events originally before the current one of the others.
+    let (mut rest, mut left, mut below) = (n - m, m, m);
+    for w in (0..n).rev() {
+        let take_moved = left > 0 && {
+            rest == 0 || {
+                let u = rest - 1;
+                while below > 0 && moved[below - 1] >= u + below {
+                    below -= 1;
+                }
+                let (c, orig) = taken[left - 1];
+                (c.ts, orig) > (events[u].ts, u + below)
+            }
+        };
+        if take_moved {
+            left -= 1;
+            events[w] = taken[left].0;
+        } else {
+            rest -= 1;
+            events[w] = events[rest];
+        }
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn restore_order_equals_a_stable_sort() {
+        let mut seed = 7u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..300 {
+            let n = 1 + (rnd() % 60) as usize;
+            let mut events: Vec<V1Event> = (0..n)
+                .map(|i| V1Event {
+                    ts: (i as i64) / 3,
+                    off: i as u64,
+                    ..V1Event::default()
+                })
+                .collect();
+            let mut moved = Vec::new();
+            for (i, e) in events.iter_mut().enumerate() {
+                if rnd() % 4 == 0 {
+                    e.ts = (rnd() % (n as u64 / 3 + 2)) as i64;
+                    moved.push(i);
+                }
+            }
+            let mut want = events.clone();
+            want.sort_by_key(|e| e.ts);
+            restore_order(&mut events, &moved);
+            let got: Vec<u64> = events.iter().map(|e| e.off).collect();
+            let want: Vec<u64> = want.iter().map(|e| e.off).collect();
+            assert_eq!(got, want, "round {round}");
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
