@@ -174,6 +174,7 @@ impl<R: Read> TraceReader<R> {
             v1.conv.run(&v1.trace, &mut self.catalog, &mut out);
             let tr = &mut v1.trace;
             tr.events = Vec::new();
+            tr.order = Vec::new();
             self.generations.push(GenerationInfo {
                 genno: 1,
                 start_offset: HEADER_LEN as u64,

@@ -9,7 +9,7 @@ use crate::catalog::{Catalog, Frame};
 use crate::event::{Event, NO_TASK, NONE_ID, gstate, kind, pstate, scope};
 use crate::fasthash::IdMap;
 use crate::spec::ev;
-use crate::v1::parse::{V1Event, V1Trace, ev1, has_stack};
+use crate::v1::parse::{V1Trace, ev1, has_stack};
 
 /// Reasons the v1 wait events stand for, as Go 1.27 names them.
 fn block_reason(typ: u8) -> Option<(&'static str, bool)> {
@@ -105,7 +105,7 @@ impl Converter {
             proc_thread: IdMap::default(),
             stw_name: 0,
             stack_ids: IdMap::default(),
-            syscall_blocks: syscall_blocks(&tr.events),
+            syscall_blocks: syscall_blocks(tr),
             last_time: -1,
             syncs: 0,
             names: Names {
@@ -132,10 +132,11 @@ impl Converter {
             n += 1;
             out(e);
         };
-        if let Some(first) = tr.events.first() {
+        if let Some(&first) = tr.order.first() {
+            let first = &tr.events[first as usize];
             self.sync(first.ts.wrapping_sub(1), 1, &mut count);
         }
-        for i in 0..tr.events.len() {
+        for i in 0..tr.order.len() {
             self.convert(tr, i, cat, &mut count);
         }
         n
@@ -200,7 +201,7 @@ impl Converter {
     }
 
     fn convert(&mut self, tr: &V1Trace, i: usize, cat: &mut Catalog, out: &mut impl FnMut(&Event)) {
-        let v = tr.events[i];
+        let v = *tr.ordered(i);
         let a = v.args;
         if v.typ == ev1::PROC_START {
             self.proc_thread.insert(v.p, a[0] as i64);
@@ -598,10 +599,11 @@ impl Converter {
 
 /// For each event, whether it is a syscall that blocks: the next event of the same
 /// goroutine is the syscall's block.
-fn syscall_blocks(events: &[V1Event]) -> Vec<bool> {
-    let mut out = vec![false; events.len()];
+fn syscall_blocks(tr: &V1Trace) -> Vec<bool> {
+    let mut out = vec![false; tr.order.len()];
     let mut next_of_g: IdMap<u64, u8> = IdMap::default();
-    for (i, e) in events.iter().enumerate().rev() {
+    for i in (0..tr.order.len()).rev() {
+        let e = tr.ordered(i);
         if e.typ == ev1::GO_SYS_CALL {
             out[i] = next_of_g.get(&e.g) == Some(&ev1::GO_SYS_BLOCK);
         }

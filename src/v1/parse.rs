@@ -174,7 +174,9 @@ pub struct PcFrame {
 #[derive(Debug, Default)]
 pub struct V1Trace {
     pub version: Version,
+    /// The events in file order; `order` lists them in stream order (indexes).
     pub events: Vec<V1Event>,
+    pub order: Vec<u32>,
     pub stacks: IdMap<u32, Vec<u64>>,
     pub pcs: IdMap<u64, PcFrame>,
     pub strings: IdMap<u64, String>,
@@ -186,6 +188,12 @@ pub struct V1Trace {
 }
 
 impl V1Trace {
+    /// The i-th event of the ordered stream.
+    #[inline]
+    pub fn ordered(&self, i: usize) -> &V1Event {
+        &self.events[self.order[i] as usize]
+    }
+
     /// A string of the trace's table ("" for 0 or a missing ID).
     pub fn string(&self, id: u64) -> &str {
         self.strings.get(&id).map(String::as_str).unwrap_or("")
@@ -461,10 +469,10 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
         ));
     }
     let mut events = all;
-    merge(&mut events, &mut procs, cpu_samples)?;
-    fix_syscall_exits(&mut events)?;
-    if let Some(first) = events.first() {
-        let min = first.ts;
+    let mut order = merge(&mut events, &mut procs, cpu_samples)?;
+    fix_syscall_exits(&mut events, &mut order)?;
+    if let Some(&first) = order.first() {
+        let min = events[first as usize].ts;
         let ns_per_tick = 1e9 / tr.ticks_per_sec as f64;
         for e in &mut events {
             e.ts = (e.ts.wrapping_sub(min) as f64 * ns_per_tick) as i64;
@@ -476,8 +484,9 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
             }
         }
     }
-    check(&mut events, &tr.stacks)?;
+    check(&mut events, &order, &tr.stacks)?;
     tr.events = events;
+    tr.order = order;
     Ok(tr)
 }
 
@@ -617,8 +626,8 @@ fn index(all: &[V1Event], off: usize) -> Result<u32> {
 
 /// Merge the Ps' streams: repeatedly take, among the Ps' next events whose goroutine
 /// is in the state they need, the earliest one. Correct even where clocks disagree.
-/// `events` is put in that order (in place).
-fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) -> Result<()> {
+/// Returns that order, as indexes into `events`.
+fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) -> Result<Vec<u32>> {
     cpu.sort_by_key(|&i| events[i as usize].ts);
     let mut streams: Vec<Vec<u32>> = procs
         .iter_mut()
@@ -692,46 +701,25 @@ fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) ->
         order.push(k);
         waiting.push(s);
     }
-    drop(streams);
-    // Every event belongs to one stream, so `order` is a permutation of all of them.
-    if order.len() != events.len() {
-        return Err(inconsistent(0, "internal error: the merge lost events"));
+    if let Some(w) = order
+        .windows(2)
+        .find(|w| events[w[1] as usize].ts < events[w[0] as usize].ts)
+    {
+        return Err(inconsistent(
+            events[w[1] as usize].off,
+            "time stamps out of order",
+        ));
     }
-    permute(events, &mut order);
-    if let Some(w) = events.windows(2).find(|w| w[1].ts < w[0].ts) {
-        return Err(inconsistent(w[1].off, "time stamps out of order"));
-    }
-    Ok(())
-}
-
-/// Reorder `items` in place so that item j becomes the one at `order[j]` (`order` is a
-/// permutation; it is used up).
-fn permute(items: &mut [V1Event], order: &mut [u32]) {
-    for i in 0..items.len() {
-        if order[i] as usize == i {
-            continue;
-        }
-        let first = items[i];
-        let mut j = i;
-        loop {
-            let k = order[j] as usize;
-            order[j] = j as u32;
-            if k == i {
-                items[j] = first;
-                break;
-            }
-            items[j] = items[k];
-            j = k;
-        }
-    }
+    Ok(order)
 }
 
 /// A syscall exit is written after the fact, carrying when it really happened: move it
 /// there (keeping the order of equal times).
-fn fix_syscall_exits(events: &mut [V1Event]) -> Result<()> {
+fn fix_syscall_exits(events: &mut [V1Event], order: &mut [u32]) -> Result<()> {
     let mut last_block: IdMap<u64, i64> = IdMap::default();
     let mut moved = Vec::new();
-    for (i, e) in events.iter_mut().enumerate() {
+    for (i, &k) in order.iter().enumerate() {
+        let e = &mut events[k as usize];
         match e.typ {
             GO_SYS_BLOCK | GO_IN_SYSCALL => {
                 last_block.insert(e.g, e.ts);
@@ -759,20 +747,20 @@ fn fix_syscall_exits(events: &mut [V1Event]) -> Result<()> {
             _ => {}
         }
     }
-    restore_order(events, &moved);
+    restore_order(order, &moved, |k| events[k as usize].ts);
     Ok(())
 }
 
-/// Put `events` back in time order after the events at `moved` (ascending indexes)
+/// Put `items` back in time order after the items at `moved` (ascending positions)
 /// changed their times, the others being still in order: the same result as a stable
-/// sort by time, in linear time and with memory for the moved events only.
-fn restore_order(events: &mut [V1Event], moved: &[usize]) {
-    let (n, m) = (events.len(), moved.len());
+/// sort by time, in linear time and with memory for the moved items only.
+fn restore_order(items: &mut [u32], moved: &[usize], ts: impl Fn(u32) -> i64) {
+    let (n, m) = (items.len(), moved.len());
     if m == 0 {
         return;
     }
-    let mut taken: Vec<(V1Event, usize)> = moved.iter().map(|&i| (events[i], i)).collect();
-    taken.sort_by_key(|&(e, i)| (e.ts, i));
+    let mut taken: Vec<(u32, usize)> = moved.iter().map(|&i| (items[i], i)).collect();
+    taken.sort_by_key(|&(k, i)| (ts(k), i));
     // Close the gaps: the others keep their order, at the front.
     let (mut w, mut k) = (0, 0);
     for r in 0..n {
@@ -780,11 +768,11 @@ fn restore_order(events: &mut [V1Event], moved: &[usize]) {
             k += 1;
             continue;
         }
-        events[w] = events[r];
+        items[w] = items[r];
         w += 1;
     }
     // Merge from the back; ties go by original position (as a stable sort has them).
-    // `below` counts the moved events originally before the current one of the others.
+    // `below` counts the moved items originally before the current one of the others.
     let (mut rest, mut left, mut below) = (n - m, m, m);
     for w in (0..n).rev() {
         let take_moved = left > 0 && {
@@ -794,15 +782,15 @@ fn restore_order(events: &mut [V1Event], moved: &[usize]) {
                     below -= 1;
                 }
                 let (c, orig) = taken[left - 1];
-                (c.ts, orig) > (events[u].ts, u + below)
+                (ts(c), orig) > (ts(items[u]), u + below)
             }
         };
         if take_moved {
             left -= 1;
-            events[w] = taken[left].0;
+            items[w] = taken[left].0;
         } else {
             rest -= 1;
-            events[w] = events[rest];
+            items[w] = items[rest];
         }
     }
 }
@@ -822,25 +810,18 @@ mod order_tests {
         };
         for round in 0..300 {
             let n = 1 + (rnd() % 60) as usize;
-            let mut events: Vec<V1Event> = (0..n)
-                .map(|i| V1Event {
-                    ts: (i as i64) / 3,
-                    off: i as u64,
-                    ..V1Event::default()
-                })
-                .collect();
+            let mut times: Vec<i64> = (0..n).map(|i| i as i64 / 3).collect();
             let mut moved = Vec::new();
-            for (i, e) in events.iter_mut().enumerate() {
+            for (i, t) in times.iter_mut().enumerate() {
                 if rnd() % 4 == 0 {
-                    e.ts = (rnd() % (n as u64 / 3 + 2)) as i64;
+                    *t = (rnd() % (n as u64 / 3 + 2)) as i64;
                     moved.push(i);
                 }
             }
-            let mut want = events.clone();
-            want.sort_by_key(|e| e.ts);
-            restore_order(&mut events, &moved);
-            let got: Vec<u64> = events.iter().map(|e| e.off).collect();
-            let want: Vec<u64> = want.iter().map(|e| e.off).collect();
+            let mut want: Vec<u32> = (0..n as u32).collect();
+            want.sort_by_key(|&k| times[k as usize]);
+            let mut got: Vec<u32> = (0..n as u32).collect();
+            restore_order(&mut got, &moved, |k| times[k as usize]);
             assert_eq!(got, want, "round {round}");
         }
     }
@@ -866,7 +847,7 @@ struct PDesc {
 /// goroutine is blocked before it is unblocked, ...) and fill in what the checks learn:
 /// a goroutine's first start carries its creation stack, network unblocks go on the
 /// netpoll pseudo-P, the GC on the GC pseudo-P.
-fn check(events: &mut [V1Event], stacks: &IdMap<u32, Vec<u64>>) -> Result<()> {
+fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -> Result<()> {
     let mut gs: IdMap<u64, GDesc> = IdMap::default();
     let mut ps: IdMap<i32, PDesc> = IdMap::default();
     let mut tasks: IdMap<u64, ()> = IdMap::default();
@@ -880,7 +861,8 @@ fn check(events: &mut [V1Event], stacks: &IdMap<u32, Vec<u64>>) -> Result<()> {
             ..GDesc::default()
         },
     );
-    for e in events.iter_mut() {
+    for &k in order {
+        let e = &mut events[k as usize];
         let at = e.off;
         let what = name(e.typ);
         let err = |msg: String| Err(inconsistent(at, msg));
