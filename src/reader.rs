@@ -3,16 +3,20 @@
 //!
 //! Memory stays bounded by the largest generation: a generation's batches are freed
 //! once it is ordered, and callers may drop each generation's events after use.
+//! A v1 trace (Go 1.11–1.21) has no generations: it is read whole, then handed out as
+//! one generation.
 
-use std::io::Read;
+use std::io::{Chain, Cursor, Read};
 
 use crate::catalog::Catalog;
 use crate::error::{Result, TraceError};
 use crate::event::Event;
 use crate::generation::{ClockSnapshot, GenerationReader};
 use crate::merge::Orderer;
-use crate::spec::Version;
+use crate::spec::{V1_VERSIONS, Version};
 use crate::summary::Summarizer;
+use crate::v1::{Converter, V1Trace};
+use crate::wire::{HEADER_LEN, header_version, io_error, read_full};
 
 /// Facts about one generation that was read.
 #[derive(Debug, Clone, Default)]
@@ -29,9 +33,19 @@ pub struct GenerationInfo {
     pub experimental_bytes: u64,
 }
 
+/// A v1 trace, read whole, waiting to be handed out.
+struct V1Source {
+    trace: V1Trace,
+    conv: Converter,
+    started: bool,
+}
+
 /// Reads a trace one generation at a time.
 pub struct TraceReader<R: Read> {
-    gens: GenerationReader<R>,
+    /// The v2 reader (the header already read is put back in front of the input).
+    gens: Option<GenerationReader<Chain<Cursor<Vec<u8>>, R>>>,
+    v1: Option<Box<V1Source>>,
+    version: Version,
     /// False while `drain` feeds the summary from another thread.
     feed_summary: bool,
     pub catalog: Catalog,
@@ -46,12 +60,32 @@ pub struct TraceReader<R: Read> {
 
 impl<R: Read> TraceReader<R> {
     /// Check the header and get ready to read.
-    pub fn new(src: R) -> Result<Self> {
-        let gens = GenerationReader::new(src)?;
+    pub fn new(mut src: R) -> Result<Self> {
+        let mut h = [0u8; HEADER_LEN];
+        let n = read_full(&mut src, &mut h, 0)?;
+        let version = header_version(&h[..n])?;
         let mut catalog = Catalog::new();
-        let orderer = Orderer::new(gens.version(), &mut catalog);
+        let (gens, v1) = if V1_VERSIONS.contains(&version) {
+            let mut data = h.to_vec();
+            src.read_to_end(&mut data)
+                .map_err(|e| io_error(e, data.len() as u64))?;
+            let trace = crate::v1::parse(&data, version)?;
+            let conv = Converter::new(&trace, &mut catalog);
+            let v1 = V1Source {
+                trace,
+                conv,
+                started: false,
+            };
+            (None, Some(Box::new(v1)))
+        } else {
+            let src = Cursor::new(h[..n].to_vec()).chain(src);
+            (Some(GenerationReader::new(src)?), None)
+        };
+        let orderer = Orderer::new(version, &mut catalog);
         Ok(TraceReader {
             gens,
+            v1,
+            version,
             feed_summary: true,
             catalog,
             orderer,
@@ -69,12 +103,16 @@ impl<R: Read> TraceReader<R> {
 
     /// The trace format version (the N of "go 1.N trace").
     pub fn version(&self) -> Version {
-        self.gens.version()
+        self.version
     }
 
     /// Bytes of the input read so far.
     pub fn offset(&self) -> u64 {
-        self.gens.offset()
+        match (&self.gens, &self.v1) {
+            (Some(g), _) => g.offset(),
+            (None, Some(v1)) => v1.trace.size,
+            (None, None) => 0,
+        }
     }
 
     /// End offset of the last generation read without error (the readable prefix).
@@ -126,7 +164,34 @@ impl<R: Read> TraceReader<R> {
             }
             sink(e);
         };
-        let g = match self.gens.next_generation(&mut self.catalog)? {
+        if let Some(v1) = self.v1.as_deref_mut() {
+            if v1.started {
+                self.done = true;
+                v1.conv.finish(&mut out);
+                return Ok(false);
+            }
+            v1.started = true;
+            v1.conv.run(&v1.trace, &mut self.catalog, &mut out);
+            let tr = &mut v1.trace;
+            tr.events = Vec::new();
+            tr.order = Vec::new();
+            self.generations.push(GenerationInfo {
+                genno: 1,
+                start_offset: HEADER_LEN as u64,
+                end_offset: tr.size,
+                start_time: first_time,
+                ns_per_tick: 1e9 / tr.ticks_per_sec as f64,
+                clock: None,
+                events: count,
+                experimental_bytes: 0,
+            });
+            return Ok(true);
+        }
+        let Some(gens) = self.gens.as_mut() else {
+            self.done = true;
+            return Ok(false);
+        };
+        let g = match gens.next_generation(&mut self.catalog)? {
             Some(g) => g,
             None => {
                 self.done = true;

@@ -15,8 +15,22 @@ pub const HEADER_LEN: usize = 16;
 /// Largest batch the runtime writes; longer lengths are damage.
 pub const MAX_BATCH_SIZE: u64 = 64 << 10;
 
-/// Parse the header; returns the version N of "go 1.N trace".
+/// Parse the header of a v2 trace; returns the version N of "go 1.N trace".
 pub fn parse_header(h: &[u8]) -> Result<Version> {
+    let v = header_version(h)?;
+    if V1_VERSIONS.contains(&v) {
+        return Err(TraceError::new(
+            ErrorKind::Unsupported,
+            0,
+            format!("Go 1.{v} trace: a pre-1.22 (v1) trace, read by the v1 reader, not this one"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Parse the header of a trace of any supported format (v1 or v2); returns the N of
+/// "go 1.N trace".
+pub fn header_version(h: &[u8]) -> Result<Version> {
     let bad = || {
         TraceError::new(
             ErrorKind::NotATrace,
@@ -50,17 +64,8 @@ pub fn parse_header(h: &[u8]) -> Result<Version> {
         .unwrap_or("0")
         .parse()
         .unwrap_or(0);
-    if V2_VERSIONS.contains(&v) {
+    if V2_VERSIONS.contains(&v) || V1_VERSIONS.contains(&v) {
         return Ok(v);
-    }
-    if V1_VERSIONS.contains(&v) {
-        return Err(TraceError::new(
-            ErrorKind::Unsupported,
-            0,
-            format!(
-                "Go 1.{v} trace: the pre-1.22 (v1) trace format is not supported yet; record the trace with Go 1.22 or newer"
-            ),
-        ));
     }
     Err(TraceError::new(
         ErrorKind::Unsupported,
@@ -260,12 +265,12 @@ impl<R: Read> BatchReader<R> {
     }
 }
 
-fn io_error(e: std::io::Error, offset: u64) -> TraceError {
+pub(crate) fn io_error(e: std::io::Error, offset: u64) -> TraceError {
     TraceError::new(ErrorKind::Io, offset, format!("read error: {e}"))
 }
 
 /// Read until `buf` is full or the input ends; returns the bytes read.
-fn read_full<R: Read>(src: &mut R, buf: &mut [u8], offset: u64) -> Result<usize> {
+pub(crate) fn read_full<R: Read>(src: &mut R, buf: &mut [u8], offset: u64) -> Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match src.read(&mut buf[n..]) {
@@ -292,6 +297,12 @@ mod tests {
         );
         assert_eq!(
             parse_header(b"go 1.21 trace\0\0\0").unwrap_err().kind,
+            ErrorKind::Unsupported
+        );
+        assert_eq!(header_version(b"go 1.21 trace\0\0\0").unwrap(), 21);
+        assert_eq!(header_version(b"go 1.11 trace\0\0\0").unwrap(), 11);
+        assert_eq!(
+            header_version(b"go 1.20 trace\0\0\0").unwrap_err().kind,
             ErrorKind::Unsupported
         );
         assert_eq!(

@@ -12,13 +12,14 @@ from gopark.report import trace_json, trace_text
 from gopark.report.trace_events import render_parsed
 
 NAME = "trace"
-HELP = "summarize a Go execution trace (Go 1.22+): goroutines by stack group, time per state"
+HELP = "summarize a Go execution trace (Go 1.11+): goroutines by stack group, time per state"
 DESCRIPTION = """\
 Read a Go execution trace (runtime/trace, /debug/pprof/trace, go test -trace, or the
-flight recorder; Go 1.22 or newer) and print what it holds — Go version, duration,
+flight recorder; Go 1.11 or newer) and print what it holds — Go version, duration,
 events, goroutines, any loss — and its goroutines grouped by stack, with time running,
 runnable (waiting for a CPU), blocked by reason and in syscalls, and which were still
-blocked at the end. A file damaged partway is read up to the damage (with a warning).
+blocked at the end. A file damaged partway is read up to the damage (with a warning);
+a Go 1.11–1.21 trace keeps its tables at its end, so it is read whole or not at all.
 
   gopark trace app.trace
   gopark trace app.trace --format json

@@ -1,4 +1,5 @@
-"""Go execution traces (the format of Go 1.22 and newer), read by gopark's Rust core.
+"""Go execution traces (Go 1.22+, and Go 1.11–1.21 converted to the same events), read
+by gopark's Rust core.
 
 Two ways in::
 
