@@ -131,8 +131,10 @@ def build_env(version: str) -> dict[str, str]:
 
 
 def demo_binary(version: str) -> Path:
-    """Where the demo built with Go `version` is cached (by version and source hash)."""
+    """Where the demo built with Go `version` is cached (by version, source hash and source
+    folder: the binary names its source files, which the diagnosis reads and shows)."""
     h = hashlib.sha256(version.encode() + repr(sorted(build_env(version).items())).encode())
+    h.update(str(SOURCE_DIR.resolve()).encode())
     for p in sorted(SOURCE_DIR.iterdir()):
         if p.suffix in (".go", ".mod"):
             h.update(p.name.encode() + p.read_bytes())
