@@ -19,7 +19,7 @@ NAME = "diagnose"
 HELP = "find leaking and piling-up goroutines in dumps and profiles"
 DESCRIPTION = """\
 Diagnose a Go program from what its runtime exposes: goroutine dumps and profiles (any
-form), goroutineleak profiles (Go 1.26+), heap profiles, execution traces (Go 1.22+), or a
+form), goroutineleak profiles (Go 1.26+), heap profiles, execution traces (Go 1.11+), or a
 live /debug/pprof/ endpoint watched for --duration. Several snapshots give each group a
 trend (growing, drained, stable); a trace tells which goroutines never woke, which a timer
 keeps waking, and the scheduler latency. Each finding has a verdict (proven, confirmed,
