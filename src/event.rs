@@ -114,6 +114,23 @@ pub struct Event {
     pub values: [u64; 3],
 }
 
+impl Event {
+    /// The Sync marker numbered `n` that opens generation `genno` (0: the closing one).
+    pub fn sync_marker(time: i64, n: i64, genno: u64) -> Event {
+        Event {
+            time,
+            kind: kind::SYNC,
+            typ: crate::spec::ev::SYNC_MARKER,
+            m: NONE_ID,
+            p: NONE_ID,
+            g: NONE_ID,
+            resource: n,
+            values: [genno, 0, 0],
+            ..Event::default()
+        }
+    }
+}
+
 /// Events as columns (one vector per field), filled one event at a time: what the
 /// Python layer hands to numpy without copying.
 #[derive(Debug, Default)]

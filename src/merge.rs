@@ -9,7 +9,7 @@
 
 use crate::catalog::Catalog;
 use crate::error::{ErrorKind, Result, TraceError};
-use crate::event::{Event, NONE_ID, kind};
+use crate::event::{Event, kind};
 use crate::generation::Generation;
 use crate::order::{Ordering, Raw, lookup_stack};
 use crate::spec::{self, Version, ev};
@@ -176,18 +176,7 @@ impl Orderer {
 
     fn sync(&mut self, time: i64, genno: u64, out: &mut impl FnMut(&Event)) {
         self.syncs += 1;
-        let e = Event {
-            time,
-            kind: kind::SYNC,
-            typ: ev::SYNC_MARKER,
-            m: NONE_ID,
-            p: NONE_ID,
-            g: NONE_ID,
-            resource: self.syncs,
-            values: [genno, 0, 0],
-            ..Event::default()
-        };
-        self.emit(e, out);
+        self.emit(Event::sync_marker(time, self.syncs, genno), out);
     }
 
     /// The final Sync that closes the stream.

@@ -150,17 +150,7 @@ impl Converter {
 
     fn sync(&mut self, time: i64, genno: u64, out: &mut impl FnMut(&Event)) {
         self.syncs += 1;
-        out(&Event {
-            time,
-            kind: kind::SYNC,
-            typ: ev::SYNC_MARKER,
-            m: NONE_ID,
-            p: NONE_ID,
-            g: NONE_ID,
-            resource: self.syncs,
-            values: [genno, 0, 0],
-            ..Event::default()
-        });
+        out(&Event::sync_marker(time, self.syncs, genno));
     }
 
     /// Stamp `e` strictly after the previous event and emit it.
