@@ -129,6 +129,15 @@ impl Event {
             ..Event::default()
         }
     }
+
+    /// Make this a state transition of resource `id` (a goroutine or proc, per `scope`).
+    pub fn set_transition(&mut self, scope: u8, id: i64, from: u8, to: u8) {
+        self.kind = kind::STATE_TRANSITION;
+        self.scope = scope;
+        self.resource = id;
+        self.from = from;
+        self.to = to;
+    }
 }
 
 /// Events as columns (one vector per field), filled one event at a time: what the

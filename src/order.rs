@@ -1001,18 +1001,10 @@ impl Ordering {
         };
         let str_arg = |i: usize| g.strings.get(a[i]).unwrap_or(0);
         let go = |e: &mut Event, id: i64, from: u8, to: u8| {
-            e.kind = kind::STATE_TRANSITION;
-            e.scope = scope::GOROUTINE;
-            e.resource = id;
-            e.from = from;
-            e.to = to;
+            e.set_transition(scope::GOROUTINE, id, from, to);
         };
         let proc = |e: &mut Event, id: i64, from: u8, to: u8| {
-            e.kind = kind::STATE_TRANSITION;
-            e.scope = scope::PROC;
-            e.resource = id;
-            e.from = from;
-            e.to = to;
+            e.set_transition(scope::PROC, id, from, to);
         };
         let range = |e: &mut Event, k: u8, name: u32, sc: u8, id: i64| {
             e.kind = k;

@@ -219,19 +219,11 @@ impl Converter {
         };
         let go = |e: &mut Event, typ: u8, id: i64, from: u8, to: u8| {
             e.typ = typ;
-            e.kind = kind::STATE_TRANSITION;
-            e.scope = scope::GOROUTINE;
-            e.resource = id;
-            e.from = from;
-            e.to = to;
+            e.set_transition(scope::GOROUTINE, id, from, to);
         };
         let proc = |e: &mut Event, typ: u8, id: i64, from: u8, to: u8| {
             e.typ = typ;
-            e.kind = kind::STATE_TRANSITION;
-            e.scope = scope::PROC;
-            e.resource = id;
-            e.from = from;
-            e.to = to;
+            e.set_transition(scope::PROC, id, from, to);
         };
         let range = |e: &mut Event, typ: u8, k: u8, name: u32, sc: u8, id: i64| {
             e.typ = typ;
