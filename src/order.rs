@@ -81,6 +81,18 @@ struct GState {
     ranges: Vec<RangeKey>,
 }
 
+impl GState {
+    /// A goroutine first seen in generation `genno`, with no regions or ranges open.
+    fn new(status: u8, genno: u64) -> GState {
+        GState {
+            status,
+            seq: Seq { genno, n: 0 },
+            regions: Vec::new(),
+            ranges: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PState {
     status: u8,
@@ -325,15 +337,7 @@ impl Ordering {
                 } else {
                     WG_WAITING
                 };
-                self.gs.insert(
-                    new,
-                    GState {
-                        status,
-                        seq: Seq { genno, n: 0 },
-                        regions: Vec::new(),
-                        ranges: Vec::new(),
-                    },
-                );
+                self.gs.insert(new, GState::new(status, genno));
                 self.push(raw, cur, g, cat)?;
                 Ok(Some(cur))
             }
@@ -446,15 +450,7 @@ impl Ordering {
                         "tried to create goroutine ({new}) in syscall that already exists"
                     ));
                 }
-                self.gs.insert(
-                    new,
-                    GState {
-                        status: WG_SYSCALL,
-                        seq: Seq { genno, n: 0 },
-                        regions: Vec::new(),
-                        ranges: Vec::new(),
-                    },
-                );
+                self.gs.insert(new, GState::new(WG_SYSCALL, genno));
                 self.push(raw, cur, g, cat)?;
                 Ok(Some(Ctx { g: new, ..cur }))
             }
@@ -857,15 +853,7 @@ impl Ordering {
             }
             s.seq = Seq { genno, n: 0 };
         } else if genno == self.initial_gen {
-            self.gs.insert(
-                gid,
-                GState {
-                    status,
-                    seq: Seq { genno, n: 0 },
-                    regions: Vec::new(),
-                    ranges: Vec::new(),
-                },
-            );
+            self.gs.insert(gid, GState::new(status, genno));
             old = gstate::UNDETERMINED;
         } else {
             return Err(format!(
