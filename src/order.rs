@@ -182,14 +182,28 @@ fn user_ctx(c: Ctx) -> std::result::Result<(), String> {
     check_ctx(c, Need::Must, Need::Must, Need::Must)
 }
 
-/// Catalog string IDs of the fixed names the model uses.
-struct Names {
-    gomaxprocs: u32,
-    heap_alloc: u32,
-    heap_goal: u32,
-    gc_mark: u32,
-    gc_sweep: u32,
-    mark_assist: u32,
+/// Catalog string IDs of the fixed names the model uses (shared with the v1 converter).
+pub(crate) struct Names {
+    pub(crate) gomaxprocs: u32,
+    pub(crate) heap_alloc: u32,
+    pub(crate) heap_goal: u32,
+    pub(crate) gc_mark: u32,
+    pub(crate) gc_sweep: u32,
+    pub(crate) mark_assist: u32,
+}
+
+impl Names {
+    /// Intern the fixed names in `catalog`.
+    pub(crate) fn intern(catalog: &mut Catalog) -> Names {
+        Names {
+            gomaxprocs: catalog.string("/sched/gomaxprocs:threads"),
+            heap_alloc: catalog.string("/memory/classes/heap/objects:bytes"),
+            heap_goal: catalog.string("/gc/heap/goal:bytes"),
+            gc_mark: catalog.string("GC concurrent mark phase"),
+            gc_sweep: catalog.string("GC incremental sweep"),
+            mark_assist: catalog.string("GC mark assist"),
+        }
+    }
 }
 
 /// The scheduler state the ordering tracks across generations.
@@ -209,14 +223,7 @@ type Step = std::result::Result<Option<Ctx>, String>;
 
 impl Ordering {
     pub fn new(catalog: &mut Catalog) -> Self {
-        let names = Names {
-            gomaxprocs: catalog.string("/sched/gomaxprocs:threads"),
-            heap_alloc: catalog.string("/memory/classes/heap/objects:bytes"),
-            heap_goal: catalog.string("/gc/heap/goal:bytes"),
-            gc_mark: catalog.string("GC concurrent mark phase"),
-            gc_sweep: catalog.string("GC incremental sweep"),
-            mark_assist: catalog.string("GC mark assist"),
-        };
+        let names = Names::intern(catalog);
         Ordering {
             initial_gen: 0,
             gs: IdMap::default(),

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::catalog::{Catalog, Frame};
 use crate::event::{Event, NO_TASK, NONE_ID, gstate, kind, pstate, scope};
 use crate::fasthash::IdMap;
+use crate::order::Names;
 use crate::spec::ev;
 use crate::v1::parse::{V1Trace, ev1, has_stack};
 
@@ -85,15 +86,6 @@ pub struct Converter {
     names: Names,
 }
 
-struct Names {
-    gomaxprocs: u32,
-    heap_alloc: u32,
-    heap_goal: u32,
-    gc_mark: u32,
-    gc_sweep: u32,
-    mark_assist: u32,
-}
-
 impl Converter {
     /// Get ready to convert `tr` (its events are not changed).
     pub fn new(tr: &V1Trace, cat: &mut Catalog) -> Self {
@@ -108,14 +100,7 @@ impl Converter {
             syscall_blocks: syscall_blocks(tr),
             last_time: -1,
             syncs: 0,
-            names: Names {
-                gomaxprocs: cat.string("/sched/gomaxprocs:threads"),
-                heap_alloc: cat.string("/memory/classes/heap/objects:bytes"),
-                heap_goal: cat.string("/gc/heap/goal:bytes"),
-                gc_mark: cat.string("GC concurrent mark phase"),
-                gc_sweep: cat.string("GC incremental sweep"),
-                mark_assist: cat.string("GC mark assist"),
-            },
+            names: Names::intern(cat),
         }
     }
 
