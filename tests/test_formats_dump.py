@@ -431,6 +431,20 @@ def test_dump_cut_at_a_line_end(after: bytes) -> None:
     assert not any(g.elided for g in snap.goroutines[:-1])
 
 
+@pytest.mark.parametrize("line", [b"main.fetch.func1()\n", b"created by main.fetch in goroutine "])
+def test_dump_cut_inside_a_line_number(line: bytes) -> None:
+    """A cut "main.go:20 +0x46" reads "main.go:2": that frame is dropped, not kept wrong."""
+    data = debug2("sendaftertimeout", "1.27")
+    start = data.index(b"\n", data.rindex(line) + len(line) - 1) + 1  # the source line
+    k = data.index(b".go:", start) + len(b".go:") + 1  # one digit of the line number
+    last = only(parse_dump(data[:k], "cut.txt")).goroutines[-1]
+    assert last.elided
+    if line.startswith(b"created by"):
+        assert last.created_by is None and last.frames[-1].function == "main.fetch.func1"
+    else:
+        assert all(f.function != "main.fetch.func1" for f in last.frames)
+
+
 def test_binary_garbage_inside_a_dump() -> None:
     data = bytearray(debug2("sendaftertimeout", "1.27"))
     k = data.index(b"main.fetch.func1()")

@@ -239,10 +239,16 @@ class _DumpParser:
         current = frames  # where frames go: the goroutine's own, or an ancestor's
         n = len(lines)
         i = 0
+        # the input ends inside this stack's last line: that line (and the frame it
+        # belongs to: a cut "net.go:196" reads as "net.go:1") cannot be trusted
+        cut_line = n - 1 if at_eof and self.cut else -2  # -2: no line is cut
         while i < n:
             line = lines[i]
-            if at_eof and self.cut and i == n - 1 and not line.startswith(_COMPLETE_LINES):
-                elided = True  # the input ends inside this line
+            if i == cut_line and not line.startswith(_COMPLETE_LINES):
+                elided = True
+                break
+            if i + 1 == cut_line and (line.endswith(")") or line.startswith("created by ")):
+                elided = True  # this frame's source line is the cut one
                 break
             if line.endswith(")"):  # pkg.F(args): the common case first
                 p = line.rfind("(")
@@ -420,11 +426,10 @@ class _DumpParser:
             if creator is not None:
                 extra += self.text[m.start(5) - len("created by ") : m.end()]
         elif creator is not None:
-            created_by = self._frame(creator, creator_line)
-            if created_by is not None:
-                cid = int(creator_id)
-            elif last and self.cut and m.end() >= len(self.text) - 1:
+            if last and self.cut and m.end() >= len(self.text) - 1:
                 elided = True  # the input ends inside the creator's source line
+            elif (created_by := self._frame(creator, creator_line)) is not None:
+                cid = int(creator_id)
             else:
                 err = _Bad(stack.lines + 1, f"the source line of 'created by {creator}' "
                            "(\\tFILE:LINE)", creator_line)
