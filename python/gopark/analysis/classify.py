@@ -86,9 +86,17 @@ def package_of(function: str) -> str:
 
 
 @lru_cache(maxsize=1 << 16)
-def is_runtime(function: str) -> bool:
-    """Frames of the runtime itself (hidden in debug=2 dumps, trimmed in Go 1.27 profiles)."""
+def is_runtime(function: str, *, with_internal: bool = False) -> bool:
+    """Frames of the runtime itself (hidden in debug=2 dumps, trimmed in Go 1.27 profiles).
+
+    ``with_internal`` also counts the standard library's ``internal/`` packages, for
+    allocation sites: helpers such as internal/bytealg.MakeNoZero (under strings.Builder)
+    allocate on behalf of their caller. Waits keep them, as internal/poll and internal/sync
+    are where io-wait and mutex goroutines park.
+    """
     pkg = package_of(function)
+    if with_internal and pkg.startswith("internal/"):
+        return True
     return pkg == "runtime" or pkg.startswith(("runtime/internal/", "internal/runtime/"))
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gopark.analysis.classify import PPROF_WRITERS
+from gopark.analysis.classify import PPROF_WRITERS, is_runtime
 from gopark.analysis.findings import MIN_STACK_BYTES as MIN_STACK
 from gopark.analysis.findings import Finding
 from gopark.analysis.trend import keeps_rising
@@ -39,19 +39,16 @@ MIN_SHARE = 0.10
 
 
 def site_frame(frames: Sequence[Frame]) -> Frame | None:
-    """The allocation site of a heap sample: its innermost frame outside the runtime.
+    """The allocation site of a heap sample: its innermost named frame outside the runtime
+    and the standard library's ``internal/`` packages.
 
     The runtime's own allocation helpers (map growth, slice growth, string concatenation)
     sit above the program's frame; skipping them names the line that asked for memory.
     """
     for f in frames:
-        if not _is_runtime(f.function):
+        if f.function and not is_runtime(f.function, with_internal=True):
             return f
     return frames[0] if frames else None
-
-
-def _is_runtime(function: str) -> bool:
-    return function.startswith(("runtime.", "internal/runtime/", "internal/")) or not function
 
 
 @dataclass(slots=True)
