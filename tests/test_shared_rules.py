@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+
+import pytest
 from gopark.analysis import classify
 from gopark.analysis.heap import site_frame
+from gopark.errors import InputError
+from gopark.formats.inflate import gunzip
 from gopark.model import Frame
 
 
@@ -30,3 +35,30 @@ def test_allocation_sites_skip_the_std_internal_packages() -> None:
     only_runtime = (Frame("runtime.mallocgc", "", 0),)
     assert site_frame(only_runtime) == only_runtime[0]
     assert site_frame(()) is None
+
+
+def test_gunzip_reads_one_member_across_many_chunks() -> None:
+    # 40 MiB of zeros inflate in several chunks from a few KiB of input.
+    data = b"\0" * (40 << 20) + b"end"
+    assert gunzip(gzip.compress(data), "z.gz") == data
+    assert gunzip(gzip.compress(data) + b"\0" * 512, "z.gz") == data  # NUL padding is fine
+
+
+def test_gunzip_stops_at_the_cap() -> None:
+    bomb = gzip.compress(b"\0" * (64 << 20))
+    with pytest.raises(InputError, match=r"^bomb\.gz: byte \d+: gzip data inflates to more "
+                       r"than 1,048,576 bytes \(the limit\)$"):
+        gunzip(bomb, "bomb.gz", max_bytes=1 << 20)
+    assert len(gunzip(bomb, "bomb.gz", max_bytes=64 << 20)) == 64 << 20
+
+
+def test_gunzip_names_where_the_data_goes_wrong() -> None:
+    packed = gzip.compress(b"goroutine 1 [running]:\n" * 1000)
+    with pytest.raises(InputError, match=rf"^x\.gz: byte {len(packed) - 9}: gzip data ends early"):
+        gunzip(packed[:-9], "x.gz")
+    with pytest.raises(InputError, match=rf"^x\.gz: byte {len(packed)}: unexpected data after"):
+        gunzip(packed + packed, "x.gz")
+    damaged = bytearray(packed)
+    damaged[12:20] = b"\xff" * 8
+    with pytest.raises(InputError, match=r"^x\.gz: gzip stream: damaged gzip data"):
+        gunzip(bytes(damaged), "x.gz")

@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 from gopark.errors import InputError
 from gopark.formats.debug1 import parse_debug1
 from gopark.formats.dump import parse_dump
+from gopark.formats.inflate import gunzip
 from gopark.formats.sniff import GZIP_MAGIC, sniff
 from gopark.model import Profile, Snapshot
 
 Loaded = Snapshot | Profile | Path
 """What an input gives: goroutine snapshots, other profiles, or an execution trace's path
 (traces are read from their file by the trace engine)."""
-
-MAX_INFLATED = 2 << 30
-"""A gzip input may not inflate beyond this (2 GiB): a bound on memory for hostile input."""
-
-
-def gunzip(data: bytes, source: str) -> bytes:
-    """The inflated content of a gzip stream; InputError if damaged or too big."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    parts: list[bytes] = []
-    size = 0
-    pending = data
-    try:
-        while pending:
-            chunk = inflater.decompress(pending, 1 << 24)
-            size += len(chunk)
-            if size > MAX_INFLATED:
-                raise InputError(source, f"byte {len(data) - len(inflater.unconsumed_tail)}",
-                                 f"gzip content is larger than {MAX_INFLATED >> 30} GiB")
-            parts.append(chunk)
-            pending = inflater.unconsumed_tail
-        parts.append(inflater.flush())
-    except zlib.error as e:
-        raise InputError(source, "gzip stream", f"damaged gzip data ({e})") from None
-    if not inflater.eof:
-        raise InputError(source, f"byte {len(data)}", "gzip data ends early (truncated file?)")
-    return b"".join(parts)
-
 
 def load_bytes(data: bytes, source: str) -> list[Loaded]:
     """Parse ``data`` (named ``source`` in messages) by what it is: goroutine dumps give one

@@ -8,7 +8,6 @@ model objects, building each location's frames once however many samples share i
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import chain
@@ -18,13 +17,12 @@ from google.protobuf.message import DecodeError
 
 from gopark.errors import InputError
 from gopark.formats import profile_pb2
+from gopark.formats.inflate import gunzip
 from gopark.formats.sniff import GZIP_MAGIC
 from gopark.model import Frame, Goroutine, Profile, Sample, SampleType, Snapshot
 
 MAX_PROFILE_BYTES = 1 << 30
 """Largest decompressed profile accepted; a gzip bomb stops here instead of eating memory."""
-
-_CHUNK = 1 << 20
 
 
 def parse_profile(data: bytes, source: str, max_bytes: int = MAX_PROFILE_BYTES) -> Profile:
@@ -35,7 +33,7 @@ def parse_profile(data: bytes, source: str, max_bytes: int = MAX_PROFILE_BYTES) 
     ``go tool pprof -traces`` prints them; equal frames are one object.
     Raises InputError naming ``source``, where in it, and what was expected.
     """
-    raw = _gunzip(data, source, max_bytes) if data[:2] == GZIP_MAGIC else data
+    raw = gunzip(data, source, max_bytes) if data[:2] == GZIP_MAGIC else data
     if len(raw) > max_bytes:
         raise InputError(source, None, f"profile is {len(raw)} bytes, over the {max_bytes} limit")
     if not raw:
@@ -77,33 +75,6 @@ def profile_to_snapshot(profile: Profile) -> Snapshot:
         profile=kind,
         total_reported=sum(g.count for g in goroutines),
     )
-
-
-def _gunzip(data: bytes, source: str, max_bytes: int) -> bytes:
-    """Decompress one gzip member, never holding more than ``max_bytes`` of output."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    parts: list[bytes] = []
-    size = 0
-    pending = data
-    try:
-        while pending and not d.eof:
-            chunk = d.decompress(pending, _CHUNK)
-            pending = d.unconsumed_tail
-            size += len(chunk)
-            if size > max_bytes:
-                raise InputError(source, "gzip stream",
-                                 f"decompresses to more than {max_bytes} bytes (the limit)")
-            parts.append(chunk)
-    except zlib.error as e:
-        raise InputError(source, "gzip stream", f"corrupt gzip data ({e})") from e
-    if not d.eof:
-        raise InputError(source, "gzip stream",
-                         f"truncated: the stream ends after {len(data)} compressed bytes")
-    if d.unused_data.strip(b"\0"):
-        at = len(data) - len(d.unused_data)
-        raise InputError(source, f"byte {at}",
-                         "unexpected data after the gzip stream (concatenated profiles?)")
-    return b"".join(parts)
 
 
 class _Resolver:
