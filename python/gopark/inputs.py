@@ -1,9 +1,12 @@
-"""What the user names on the command line — files or bundle folders — as model objects.
+"""What the user names on the command line — files or bundles — as model objects.
 
 A file goes through formats.load (the parser is chosen from the bytes); heap?debug=1 text
-becomes a heap Profile carrying its runtime.MemStats. A bundle folder (gopark collect)
-gives every file it holds, in the order taken, with the collection's timestamps: each
-goroutine snapshot gets the time its request started, so trends have a time axis.
+becomes a heap Profile carrying its runtime.MemStats. A bundle (gopark collect; a folder
+or a zip of one) gives every file it holds, in the order taken, with the collection's
+timestamps: each goroutine snapshot gets the time its request started, so trends have a
+time axis. Files of a zipped bundle are read from the zip as they are; only an execution
+trace is copied out, to a private temporary folder, because the trace engine streams it
+from a file (a trace can be far bigger than what is worth holding in memory).
 """
 
 from __future__ import annotations
@@ -13,10 +16,17 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from gopark.collect.bundle import MANIFEST, Bundle, BundleFile, open_bundle
-from gopark.collect.collector import CollectOptions, ProgressCallback, collect_bundle
+from gopark.collect.bundlezip import is_zip
+from gopark.collect.collector import (
+    CollectOptions,
+    ProgressCallback,
+    collect_bundle,
+    collect_zip,
+)
 from gopark.errors import InputError
 from gopark.formats.load import Loaded, load_bytes, load_path
 from gopark.formats.sniff import sniff
@@ -36,18 +46,20 @@ class Inputs:
 
 
 def is_bundle(path: str | Path) -> bool:
-    """True for a folder with a bundle manifest in it."""
+    """True for a folder with a bundle manifest in it, or a zip (of a bundle, presumably:
+    no dump or profile is a zip)."""
     p = Path(path)
-    return p.is_dir() and (p / MANIFEST).is_file()
+    return (p.is_dir() and (p / MANIFEST).is_file()) or is_zip(p)
 
 
 def load_inputs(paths: Iterable[str | Path]) -> Inputs:
-    """Load files and bundle folders. Raises InputError for an unreadable file or a folder
-    that is not a bundle; a damaged file *inside* a bundle becomes a note."""
+    """Load files and bundles (folders and zips). Raises InputError for an unreadable file,
+    a folder or zip that is not a bundle, or a damaged zip; a file *inside* a bundle that
+    cannot be parsed becomes a note."""
     out = Inputs()
     for path in paths:
         p = Path(path)
-        if p.is_dir():
+        if p.is_dir() or is_zip(p):
             bundle = open_bundle(p)
             out.target = out.target or bundle.target
             out.go_version = out.go_version or bundle.go_version
@@ -68,27 +80,29 @@ def collect_inputs(url: str, options: CollectOptions, keep: Path | None = None,
                    progress: ProgressCallback | None = None) -> Inputs:
     """Collect a bundle from a live target and load it.
 
-    The bundle goes to `keep` (kept) or to a temporary folder (removed afterwards). Ctrl-C
-    during the collection stops it early: what was taken is still loaded, with a note.
+    The bundle goes to `keep` (kept; zipped when its name ends in .zip) or to a temporary
+    folder (removed afterwards). Ctrl-C during the collection stops it early: what was
+    taken is still loaded, with a note.
     """
-    directory = keep if keep is not None else Path(tempfile.mkdtemp(prefix="gopark-bundle-"))
+    location = keep if keep is not None else Path(tempfile.mkdtemp(prefix="gopark-bundle-"))
+    collect = collect_zip if location.suffix == ".zip" else collect_bundle
     interrupted = False
     inputs: Inputs | None = None
     try:
         try:
-            collect_bundle(url, directory, options, progress)
+            collect(url, location, options, progress)
         except KeyboardInterrupt:
-            if not (directory / MANIFEST).is_file():
+            if not (location / MANIFEST).is_file() and not location.is_file():
                 raise
             interrupted = True
-        inputs = load_inputs([directory])
+        inputs = load_inputs([location])
     finally:
         if keep is None:
             if inputs is not None and any(isinstance(i, Path) for i in inputs.items):
                 # traces stay paths, read later by diagnose: remove the folder at exit
-                atexit.register(shutil.rmtree, directory, ignore_errors=True)
+                atexit.register(shutil.rmtree, location, ignore_errors=True)
             else:
-                shutil.rmtree(directory, ignore_errors=True)
+                shutil.rmtree(location, ignore_errors=True)
     if interrupted:
         inputs.notes.append("collection interrupted (Ctrl-C): diagnosed what was taken")
     if keep is not None:
@@ -140,15 +154,15 @@ def load_bundle(bundle: Bundle) -> tuple[list[Loaded], list[str]]:
 
 
 def _load_bundle_file(bundle: Bundle, f: BundleFile) -> list[Loaded]:
-    path = bundle.path(f)
     if f.kind == "trace":
-        return [path]
+        return [_trace_file(bundle, f)]
+    source = bundle.source(f)
     data = bundle.read(f)
     if f.kind in ("heap", "allocs") and f.form == "debug1":
-        profile = heap_text_profile(data, str(path))
+        profile = heap_text_profile(data, source)
         profile.time = f.started
         return [profile]
-    loaded = load_bytes(data, str(path))
+    loaded = load_bytes(data, source)
     # One clock for every file of a bundle (gopark's, when the request started: the runtime
     # takes the profile as the request arrives); a profile's own time is the target's clock.
     for item in loaded:
@@ -158,3 +172,34 @@ def _load_bundle_file(bundle: Bundle, f: BundleFile) -> list[Loaded]:
         elif isinstance(item, Profile):
             item.time = f.started
     return loaded
+
+
+def bundle_trace(path: str | Path) -> tuple[Path, str]:
+    """The execution trace of the bundle (folder or zip) at ``path``: a file the trace
+    engine can read, and the trace's name for messages. InputError if it has none."""
+    bundle = open_bundle(path)
+    traces = bundle.select("trace")
+    if not traces:
+        raise InputError(str(path), None, "no execution trace in this bundle (gopark collect "
+                         "takes one with --trace 5s)")
+    return _trace_file(bundle, traces[-1]), bundle.source(traces[-1])
+
+
+@cache
+def _scratch() -> Path:
+    """A private folder for traces copied out of zips, removed when gopark exits."""
+    folder = Path(tempfile.mkdtemp(prefix="gopark-zip-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _trace_file(bundle: Bundle, f: BundleFile) -> Path:
+    """The trace's own file, or for a zipped bundle a temporary copy (streamed, capped at
+    the size the manifest lists) named like the member."""
+    if bundle.archive is None or f.name is None:
+        return bundle.path(f)
+    folder = Path(tempfile.mkdtemp(dir=_scratch()))  # one per bundle: names may repeat
+    copy = folder / f.name
+    with copy.open("wb") as out:
+        bundle.copy(f, out)
+    return copy

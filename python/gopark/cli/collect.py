@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gopark.cli.arguments import add_collection_arguments, collect_options
-from gopark.collect import Bundle, ProgressEvent, collect_bundle, open_bundle
+from gopark.collect import Bundle, ProgressEvent, collect_bundle, collect_zip, open_bundle
 from gopark.collect.bundle import MANIFEST
 from gopark.errors import GoparkError
 
@@ -27,9 +27,11 @@ Take a bundle from a running Go service's net/http/pprof endpoint: cheap gorouti
 snapshots every --interval for --duration, a full goroutine dump and heap profile at the
 start and the end, block/mutex profiles when enabled, goroutineleak when offered, and on
 request a CPU profile and an execution trace. The bundle is a folder (manifest.json and
-the raw responses) that every other gopark command reads.
+the raw responses), or with --zip (or -o NAME.zip) a zip of one, that every other gopark
+command reads.
 
   gopark collect http://127.0.0.1:6060/debug/pprof/ -o bundle --duration 2m --trace 5s
+  gopark collect URL -o incident-42.zip              # zipped, ready to attach to a ticket
 """
 
 
@@ -38,7 +40,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", metavar="URL",
                         help="the /debug/pprof/ endpoint, e.g. http://127.0.0.1:6060/debug/pprof/")
     parser.add_argument("-o", "--output", type=Path, metavar="DIR",
-                        help="bundle folder to create (default gopark-bundle-<time>)")
+                        help="bundle folder to create (default gopark-bundle-<time>); a name "
+                             "ending in .zip writes a zipped bundle")
+    parser.add_argument("--zip", action="store_true",
+                        help="write the bundle as a zip (DIR.zip), written when the "
+                             "collection ends")
     add_collection_arguments(parser)
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -49,11 +55,15 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Collect; 0 when a bundle was written (even a partial one), 2 when nothing could be."""
     out = args.output or Path(datetime.now(UTC).strftime("gopark-bundle-%Y%m%d-%H%M%S"))
+    zipped = args.zip or out.suffix == ".zip"
+    if zipped and out.suffix != ".zip":
+        out = out.with_name(out.name + ".zip")
+    collect = collect_zip if zipped else collect_bundle
     options = collect_options(args)
     display = _Display(sys.stderr, quiet=args.quiet, verbose=args.verbose)
     try:
         with display:
-            bundle = collect_bundle(args.url, out, options, progress=display.event)
+            bundle = collect(args.url, out, options, progress=display.event)
     except KeyboardInterrupt:
         print(f"gopark: interrupted; {_kept(out)}", file=sys.stderr)
         return 130
@@ -69,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _kept(out: Path) -> str:
-    if not (out / MANIFEST).exists():
+    if not out.is_file() and not (out / MANIFEST).is_file():
         return "nothing was written"
     try:
         bundle = open_bundle(out)

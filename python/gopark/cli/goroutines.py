@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from pathlib import Path
 
 from gopark.analysis.inventory import SIMILARITIES, filter_goroutines, inventory
@@ -32,7 +33,8 @@ FILTER_KEYS = ("function", "state", "min-wait", "category")
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark goroutines`."""
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="dumps, goroutine profiles or bundle folders (gopark collect)")
+                        help="dumps, goroutine profiles or bundles (gopark collect; folders "
+                             "or zips)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--similarity", choices=SIMILARITIES, default="user",
                         help="user: runtime/stdlib frames folded (default); functions: "
@@ -60,8 +62,13 @@ def parse_filters(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _is_bundle(path: str) -> bool:
+    # a folder or a zip: only bundles come that way (checked without importing gopark.inputs)
+    return Path(path).is_dir() or zipfile.is_zipfile(path)
+
+
 def _load(path: str) -> list[object]:
-    if Path(path).is_dir():
+    if _is_bundle(path):
         from gopark.inputs import load_inputs  # bundles only: collection code loads slowly
 
         return list(load_inputs([path]).items)
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         # goroutine profiles load as snapshots; other profiles and traces have no goroutines
         found = [i for i in _load(path) if isinstance(i, Snapshot)]
-        if Path(path).is_dir() and found:
+        if _is_bundle(path) and found:
             # a bundle holds a series: show its last full dump (else its last snapshot)
             dumps = [s for s in found if s.form == "debug2" and s.profile == "goroutine"]
             found = [(dumps or found)[-1]]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
+from pathlib import Path
 
 from gopark.analysis.tracegroups import group_goroutines
 from gopark.formats.trace import TraceReader, TraceSummary
@@ -29,7 +31,8 @@ a Go 1.11–1.21 trace keeps its tables at its end, so it is read whole or not a
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark trace`."""
-    parser.add_argument("file", metavar="FILE", help="execution trace file")
+    parser.add_argument("file", metavar="FILE",
+                        help="execution trace file, or a bundle (folder or zip) with one")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--limit", type=int, default=20, metavar="N",
                         help="show the N largest groups (text; default 20, 0 for all)")
@@ -37,9 +40,18 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="print every event in order, as `go tool trace -d=parsed` does")
 
 
+def _source(path: str) -> tuple[str | Path, str | None]:
+    """The trace file to read and its name in messages; a bundle gives the trace it holds."""
+    if not (Path(path).is_dir() or zipfile.is_zipfile(path)):
+        return path, None
+    from gopark.inputs import bundle_trace  # only for bundles: collection code loads slowly
+
+    return bundle_trace(path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Summarize (or dump) the trace; warn about damage; exit 0 if anything was readable."""
-    reader = TraceReader(args.file)
+    reader = TraceReader(*_source(args.file))
     summary: TraceSummary
     if args.events:
         trace = reader.load()

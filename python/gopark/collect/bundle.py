@@ -1,11 +1,13 @@
 """Bundles: a plain folder with the raw responses of a collection and a manifest.
 
-A bundle folder can be zipped and shared; once unzipped, every command that reads
-profiles accepts it. The raw files are kept byte for byte as the target sent them
-(protobuf profiles stay gzipped), so any pprof tool reads them too. Files appear
-atomically (written to a hidden temporary name, then renamed) and ``manifest.json`` is
-rewritten atomically after each file, so a bundle is valid at every moment, even when the
-collection was interrupted, the target died or gopark itself was killed.
+A bundle folder can be zipped and shared (``zip -r b.zip b/``, or flat from inside the
+folder): every command that reads a bundle reads the zip as it is, without unzipping it
+(:mod:`gopark.collect.bundlezip`); ``gopark collect -o b.zip`` writes one directly. The
+raw files are kept byte for byte as the target sent them (protobuf profiles stay
+gzipped), so any pprof tool reads them too. Files appear atomically (written to a hidden
+temporary name, then renamed) and ``manifest.json`` is rewritten atomically after each
+file, so a bundle is valid at every moment, even when the collection was interrupted, the
+target died or gopark itself was killed.
 
 ``manifest.json`` (schema ``gopark.bundle/v1``)::
 
@@ -33,7 +35,9 @@ collection was interrupted, the target died or gopark itself was killed.
           "started": "2026-11-27T07:00:00.120Z",
           "duration_s": 0.031,
           "size": 48213,         # bytes on disk (0 when failed)
-          "error": null          # or one line: what went wrong
+          "error": null,         # or one line: what went wrong
+          "retries": []          # why each retry waited, e.g. "HTTP 429: ... (Retry-After
+                                 # 2 s); retried after 2.0 s"
         }
       ]
     }
@@ -61,10 +65,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from gopark import __version__
+from gopark.collect.bundlezip import BundleZip, is_zip, write_zip
 from gopark.errors import CollectError, InputError
 
 SCHEMA = "gopark.bundle/v1"
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20
+"""A manifest lists ~250 bytes per file: far below this even for hours of snapshots."""
 
 # File name extension per form.
 _EXTENSION = {"html": ".html", "proto": ".pb.gz", "debug1": ".txt", "debug2": ".txt",
@@ -99,6 +106,7 @@ class BundleFile:
     duration_s: float
     size: int
     error: str | None = None
+    retries: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,14 +118,15 @@ class BundleFile:
         return {"name": self.name, "kind": self.kind, "form": self.form,
                 "request": self.request, "phase": self.phase,
                 "started": format_time(self.started), "duration_s": round(self.duration_s, 3),
-                "size": self.size, "error": self.error}
+                "size": self.size, "error": self.error, "retries": self.retries}
 
 
 @dataclass(slots=True)
 class Bundle:
-    """A bundle folder as described by its manifest (see the module docstring)."""
+    """A bundle as described by its manifest (see the module docstring)."""
 
     directory: Path
+    """The bundle folder, or the zip file of a zipped bundle."""
     target: str
     started: datetime
     gopark_version: str = __version__
@@ -129,16 +138,39 @@ class Bundle:
     profiles: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: list[BundleFile] = field(default_factory=list)
+    archive: BundleZip | None = None
+    """The open zip of a zipped bundle; None for a folder."""
 
     def path(self, f: BundleFile) -> Path:
-        """Where ``f`` lies on disk; raises ValueError for a failed request."""
+        """Where ``f`` lies on disk; raises ValueError for a failed request, or a file
+        inside a zip (read those with read() or copy())."""
         if f.name is None:
             raise ValueError(f"{f.kind} {f.form} has no file: {f.error}")
+        if self.archive is not None:
+            raise ValueError(f"{self.source(f)} is inside a zip: it has no path of its own")
         return self.directory / f.name
+
+    def source(self, f: BundleFile) -> str:
+        """How messages name ``f``: its path, or ``ZIP:MEMBER`` inside a zip."""
+        if self.archive is not None and f.name is not None:
+            return self.archive.source(f.name)
+        return str(self.path(f))
 
     def read(self, f: BundleFile) -> bytes:
         """The raw bytes of ``f`` exactly as the target sent them."""
+        if self.archive is not None and f.name is not None:
+            return self.archive.read(f.name, f.size)
         return self.path(f).read_bytes()
+
+    def copy(self, f: BundleFile, sink: BinaryIO) -> None:
+        """Stream the raw bytes of ``f`` into ``sink`` (for files too big to hold)."""
+        if self.archive is not None and f.name is not None:
+            for chunk in self.archive.chunks(f.name, f.size):
+                sink.write(chunk)
+            return
+        with open(self.path(f), "rb") as src:
+            while chunk := src.read(1 << 20):
+                sink.write(chunk)
 
     def select(self, kind: str, form: str | None = None,
                phase: str | None = None) -> list[BundleFile]:
@@ -202,12 +234,14 @@ class BundleWriter:
         self._save()
 
     def save_response(self, kind: str, form: str, request: str, phase: str,
-                      receive: Callable[[BinaryIO], object]) -> BundleFile:
+                      receive: Callable[[BinaryIO], object],
+                      retries: list[str] | None = None) -> BundleFile:
         """Run one request: ``receive`` streams the body into a temporary file.
 
         If ``receive`` returns, the file is renamed into place and listed; if it raises an
         Exception, the temporary file is deleted and the request listed with the error as
-        its message (the exception is not propagated; KeyboardInterrupt is). Returns the
+        its message (the exception is not propagated; KeyboardInterrupt is). ``retries``
+        is what ``receive`` appended about its retries, listed with the file. Returns the
         manifest entry either way.
         """
         with self._lock:
@@ -239,6 +273,7 @@ class BundleWriter:
             tmp.unlink(missing_ok=True)
             raise
         entry.duration_s = (datetime.now(UTC) - started).total_seconds()
+        entry.retries = list(retries or [])
         self._add(entry)
         return entry
 
@@ -283,18 +318,36 @@ class BundleWriter:
         _write_atomically(self.bundle.directory / MANIFEST, write)
 
 
-def open_bundle(directory: str | Path) -> Bundle:
-    """Read a bundle folder back; raises InputError naming what is wrong and where."""
-    directory = Path(directory)
+def open_bundle(location: str | Path) -> Bundle:
+    """Read a bundle back from its folder or from a zip of it; raises InputError naming
+    what is wrong and where (for a zip: the zip and the member)."""
+    location = Path(location)
+    if location.is_dir():
+        return _open_folder(location)
+    if is_zip(location):
+        archive = BundleZip(location, MANIFEST)
+        raw = archive.read_manifest(MANIFEST, MAX_MANIFEST_BYTES)
+        return _from_manifest(raw, archive.source(MANIFEST), location, archive)
+    if location.exists():
+        raise InputError(str(location), None,
+                         "not a gopark bundle (neither a bundle folder nor a zip of one)")
+    raise InputError(str(location), None, "no such file or folder")
+
+
+def _open_folder(directory: Path) -> Bundle:
     manifest = directory / MANIFEST
-    source = str(manifest)
     try:
         raw = manifest.read_bytes()
     except FileNotFoundError:
         raise InputError(str(directory), None,
                          "not a gopark bundle (no manifest.json in it)") from None
     except OSError as e:
-        raise InputError(source, None, f"cannot read: {e.strerror}") from None
+        raise InputError(str(manifest), None, f"cannot read: {e.strerror}") from None
+    return _from_manifest(raw, str(manifest), directory, None)
+
+
+def _from_manifest(raw: bytes, source: str, location: Path,
+                   archive: BundleZip | None) -> Bundle:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -305,18 +358,34 @@ def open_bundle(directory: str | Path) -> Bundle:
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise InputError(source, "schema", f"expected {SCHEMA!r}, found {got!r}")
     try:
-        bundle = _bundle_from_json(directory, data)
+        bundle = _bundle_from_json(location, data)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(source, _field_of(e), f"malformed manifest: {e}") from None
+    bundle.archive = archive
     for f in bundle.files:
         if f.name is None:
             continue
-        if "/" in f.name or "\\" in f.name or f.name.startswith("."):
+        if not isinstance(f.name, str) or "/" in f.name or "\\" in f.name \
+                or f.name.startswith("."):
             raise InputError(source, f"file {f.name!r}", "file names must be plain names")
-        if not (directory / f.name).is_file():
-            raise InputError(str(directory / f.name), None,
-                             "listed in manifest.json but missing from the bundle")
+        if f.size < 0:
+            raise InputError(source, f"file {f.name!r}", "negative size")
+        present = archive.has(f.name) if archive else (location / f.name).is_file()
+        if not present:
+            missing = archive.source(f.name) if archive else str(location / f.name)
+            raise InputError(missing, None, "listed in manifest.json but missing from the bundle")
     return bundle
+
+
+def zip_bundle(directory: str | Path, out: str | Path) -> Bundle:
+    """Zip the bundle folder ``directory`` into ``out`` atomically, inside a folder named
+    after the zip (as ``zip -r`` would), and return the zipped bundle. Only the files the
+    manifest lists are taken."""
+    directory, out = Path(directory), Path(out)
+    bundle = _open_folder(directory)
+    names = [f.name for f in bundle.files if f.ok and f.name is not None]
+    write_zip(directory, [*names, MANIFEST], out, out.name.removesuffix(".zip") or "bundle")
+    return open_bundle(out)
 
 
 def _field_of(e: Exception) -> str:
@@ -339,6 +408,7 @@ def _bundle_from_json(directory: Path, d: dict[str, Any]) -> Bundle:
             request=str(e.get("request", "")), phase=str(e.get("phase", "")),
             started=parse_time(e["started"]), duration_s=float(e["duration_s"]),
             size=int(e["size"]), error=e.get("error"),
+            retries=[str(r) for r in e.get("retries") or []],
         ))
     finished = opt_str("finished")
     profiles = d.get("profiles") or {}

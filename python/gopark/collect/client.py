@@ -3,19 +3,26 @@
 Every request has a connect timeout, a silence timeout (no byte for that long) and a
 total deadline; every body is streamed into a sink with a size cap, so a huge or endless
 response costs neither memory nor unbounded disk; transient failures are retried with
-exponential backoff. Failures become :class:`FetchError`, which says whether the target
-looked unreachable (so the collector can stop adding load to a dying service).
+exponential backoff, within the request's deadline. A 429 or 503 with ``Retry-After``
+(seconds or an HTTP date) is retried no sooner than the target asked, or not at all when
+that is later than the deadline or ``MAX_RETRY_AFTER``: an overloaded service is not
+hammered. Failures become :class:`FetchError`, which says whether the target looked
+unreachable (so the collector can stop adding load to a dying service).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -26,6 +33,10 @@ MiB = 1024 * 1024
 
 # Statuses a proxy or an overloaded server answers with when a retry may succeed.
 _TRANSIENT_STATUS = {429, 502, 503, 504}
+# Statuses whose Retry-After says when to come back (RFC 9110 10.2.3, RFC 6585 4).
+_RETRY_AFTER_STATUS = {429, 503}
+MAX_RETRY_AFTER = 60.0
+"""Longest Retry-After gopark waits for; a target asking for more is not retried."""
 
 _NETWORK_FAILURE = {"ConnectError": "cannot connect", "RemoteProtocolError": "connection closed",
                     "ReadError": "connection broken while reading",
@@ -57,12 +68,32 @@ class ClientOptions:
 
 class FetchError(Exception):
     """A request failed. ``unreachable`` is true when the target did not answer at all
-    (refused, reset, timed out) rather than answering with an error."""
+    (refused, reset, timed out) rather than answering with an error; ``retry_after`` is
+    the target's Retry-After in seconds from now (429/503 only)."""
 
-    def __init__(self, message: str, *, unreachable: bool, status: int | None = None) -> None:
+    def __init__(self, message: str, *, unreachable: bool, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.unreachable = unreachable
         self.status = status
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP date (a date in
+    the past means now); None when absent or malformed."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322, which HTTP dates always are
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class _Stopped(Exception):
@@ -99,6 +130,24 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def _secrets(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """What must never be written down: header values (and their words: "Bearer TOKEN"),
+    the URL's password (as typed, decoded, and inside the basic-auth header) and query
+    values; longest first, so a secret is replaced whole before any part of it."""
+    parts = urlsplit(url)
+    found = {parts.query}
+    for _, value in headers:
+        found.add(value)
+        found.update(value.split())
+    if parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password)
+        found |= {parts.password, password,
+                  base64.b64encode(f"{user}:{password}".encode()).decode()}
+    found.update(v for _, v in parse_qsl(parts.query))
+    # Very short values would blank out ordinary words of a message.
+    return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
+
+
 def _ssl_context(options: ClientOptions) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(cafile=options.cacert)
@@ -129,6 +178,7 @@ class PprofClient:
             auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
         self.base_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path,
                                     parts.query, ""))
+        self._secrets = _secrets(url, o.headers)
         self._http = httpx.Client(
             auth=auth,
             headers=headers,
@@ -152,35 +202,62 @@ class PprofClient:
     def fetch(self, path: str, sink: BinaryIO, *, capture_seconds: float = 0.0,
               max_bytes: int | None = None, stop: threading.Event | None = None,
               timeout: float | None = None, retries: int | None = None,
-              expect: bytes = b"") -> int:
+              expect: bytes = b"", on_retry: Callable[[str], None] | None = None) -> int:
         """Stream the response body of ``path`` into ``sink``; returns its size.
 
         ``capture_seconds`` is how long the server is expected to stay silent on purpose
-        (CPU profile, trace). Retries transient failures, rewinding ``sink`` each time.
-        Raises FetchError; ``stop`` being set aborts the transfer. ``timeout`` and
-        ``retries`` override the client's options for this request. A body that does
-        not start with ``expect`` (a login page instead of a profile) is refused.
+        (CPU profile, trace). Retries transient failures, rewinding ``sink`` each time,
+        as long as the wait ends within the request's deadline (``timeout`` plus the
+        capture time, from now); ``on_retry`` hears why each retry waits. Raises
+        FetchError; ``stop`` being set aborts the transfer. ``timeout`` and ``retries``
+        override the client's options for this request. A body that does not start with
+        ``expect`` (a login page instead of a profile) is refused.
         """
         attempts = 1 + max(0, self.options.retries if retries is None else retries)
-        delay = self.options.backoff
+        budget = self.options.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget + capture_seconds
+        backoff = self.options.backoff
         for attempt in range(attempts):
             sink.seek(0)
             sink.truncate()
             try:
                 return self._fetch_once(path, sink, capture_seconds,
-                                        max_bytes or self.options.max_bytes, stop,
-                                        self.options.timeout if timeout is None else timeout,
+                                        max_bytes or self.options.max_bytes, stop, budget,
                                         expect)
-            except FetchError as e:
-                retryable = e.status in _TRANSIENT_STATUS or (e.unreachable and e.status == -1)
-                if not retryable or attempt == attempts - 1 or self._closed.is_set():
-                    raise
-                if stop is not None and stop.wait(delay):
-                    raise
-                if stop is None:
-                    time.sleep(delay)
-                delay *= 2
+            except FetchError as raw:
+                # An error body may echo a token (a proxy's "token X expired"): scrubbed
+                # here, so no message that leaves the client carries a secret.
+                e = self.redacted(raw)
+            retryable = e.status in _TRANSIENT_STATUS or (e.unreachable and e.status == -1)
+            if not retryable or attempt == attempts - 1 or self._closed.is_set():
+                raise e
+            delay = backoff if e.retry_after is None else e.retry_after
+            if e.retry_after is not None:
+                limit = min(MAX_RETRY_AFTER, max(0.0, deadline - time.monotonic()))
+                if e.retry_after > limit:
+                    raise FetchError(f"{e}; not retried: later than gopark waits "
+                                     f"({limit:.0f} s)", unreachable=False,
+                                     status=e.status, retry_after=e.retry_after)
+            elif time.monotonic() + delay > deadline:
+                raise e
+            if on_retry is not None:
+                on_retry(f"{e}; retried after {delay:.1f} s")
+            if stop is not None and stop.wait(delay):
+                raise e
+            if stop is None:
+                time.sleep(delay)
+            backoff *= 2
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def redacted(self, e: FetchError) -> FetchError:
+        """``e`` with every secret of this client's URL and headers replaced by ***."""
+        text = str(e)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if text == str(e):
+            return e
+        return FetchError(text, unreachable=e.unreachable, status=e.status,
+                          retry_after=e.retry_after)
 
     def fetch_bytes(self, path: str, max_bytes: int, timeout: float | None = None) -> bytes:
         """A small response (e.g. /metrics) into memory, capped at ``max_bytes``; no retries."""
@@ -200,8 +277,13 @@ class PprofClient:
             with self._http.stream("GET", self.url(path), timeout=timeout) as resp:
                 if resp.status_code != 200:
                     body = _short_text(resp)
-                    raise FetchError(f"HTTP {resp.status_code}" + (f": {body}" if body else ""),
-                                     unreachable=False, status=resp.status_code)
+                    after = parse_retry_after(resp.headers.get("Retry-After")) \
+                        if resp.status_code in _RETRY_AFTER_STATUS else None
+                    message = f"HTTP {resp.status_code}" + (f": {body}" if body else "")
+                    if after is not None:
+                        message += f" (Retry-After {round(after, 1):g} s)"
+                    raise FetchError(message, unreachable=False, status=resp.status_code,
+                                     retry_after=after)
                 head = b""
                 for chunk in resp.iter_bytes():
                     if len(head) < len(expect):

@@ -9,6 +9,7 @@ leaves a valid bundle however the collection ends (Ctrl-C included).
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from gopark.collect import plan
-from gopark.collect.bundle import Bundle, BundleFile, BundleWriter
+from gopark.collect.bundle import MANIFEST, Bundle, BundleFile, BundleWriter, zip_bundle
 from gopark.collect.client import ClientOptions, FetchError, PprofClient, redact_url
 from gopark.errors import CollectError
 
@@ -93,6 +94,32 @@ def collect_bundle(url: str, out_dir: str | Path, options: CollectOptions | None
     bundle is closed with status ``interrupted`` and KeyboardInterrupt propagates.
     """
     return _Collection(url, Path(out_dir), options or CollectOptions(), progress).run()
+
+
+def collect_zip(url: str, out_zip: str | Path, options: CollectOptions | None = None,
+                progress: ProgressCallback | None = None) -> Bundle:
+    """Like collect_bundle, but the bundle ends up zipped at ``out_zip``.
+
+    The collection goes into the folder ``NAME.zip.collecting`` beside it (same disk, so
+    each file is still written atomically); however the collection ends — complete, target
+    lost, failed, Ctrl-C — what was taken is zipped atomically and the folder removed, and
+    the exception, if any, propagates. If gopark is killed, the folder stays: a valid
+    bundle. Returns the zipped bundle.
+    """
+    out = Path(out_zip)
+    work = out.with_name(out.name + ".collecting")
+    for path in (out, work):
+        if path.exists():
+            raise CollectError(f"{path}: exists; not overwritten")
+    zipped: Bundle | None = None
+    try:
+        collect_bundle(url, work, options, progress)
+    finally:
+        if (work / MANIFEST).is_file():
+            zipped = zip_bundle(work, out)
+            shutil.rmtree(work, ignore_errors=True)
+    assert zipped is not None  # collect_bundle returned, so it wrote a manifest
+    return zipped
 
 
 class _Collection:
@@ -228,21 +255,28 @@ class _Collection:
                               0.0, 0, "not taken: the collection is stopping"), None
         self._emit("step", f"{cap.label} ({phase})")
 
+        retries: list[str] = []
+
         def receive(sink: BinaryIO) -> None:
             try:
                 self.client.fetch(cap.request, sink, capture_seconds=cap.seconds,
-                                  max_bytes=cap.max_bytes, stop=self.stop, expect=cap.expect)
+                                  max_bytes=cap.max_bytes, stop=self.stop, expect=cap.expect,
+                                  on_retry=retries.append)
             except FetchError as e:
                 failure.append(e)
                 self._count(e)
                 raise
             self._count(None)
 
+        def save() -> BundleFile:
+            return self.writer.save_response(cap.kind, cap.form, cap.request, phase, receive,
+                                             retries)
+
         if cap.heavy:
             with self.heavy:
-                entry = self.writer.save_response(cap.kind, cap.form, cap.request, phase, receive)
+                entry = save()
         else:
-            entry = self.writer.save_response(cap.kind, cap.form, cap.request, phase, receive)
+            entry = save()
         self._emit("file", cap.request or "(index)", entry)
         return entry, (failure[0] if failure else None)
 

@@ -6,8 +6,13 @@
 // profiles misbehave the way fronts do:
 //
 //	-flaky heap:2           the first 2 requests for heap answer 503 Service Unavailable
+//	-throttle heap:2:1      the first 2 requests for heap answer 429 Too Many Requests
+//	                        with "Retry-After: 1"; heap:1:date+3 sends an HTTP date 3 s
+//	                        ahead instead; a fourth field sets the status (heap:1:1:503)
 //	-text-only goroutine    the binary form (no debug=N) of goroutine is refused with 406
 //	-login heap             heap redirects to a sign-in page (200, HTML), as SSO fronts do
+//	-echo-auth heap         heap answers 401 quoting the request's Authorization header
+//	                        and query string back, as careless auth proxies do
 //
 // With -dir DIR the program also serves the same handlers over TLS and writes into DIR:
 //
@@ -46,8 +51,10 @@ var (
 	dir      = flag.String("dir", "", "serve over TLS too and write its address and credentials here")
 	token    = flag.String("token", "", "bearer token the TLS front requires")
 	flaky    = flag.String("flaky", "", "NAME:N: the first N requests for profile NAME answer 503")
+	throttle = flag.String("throttle", "", "NAME:N:AFTER[:STATUS]: the first N requests for NAME answer 429 with Retry-After")
 	textOnly = flag.String("text-only", "", "comma-separated profiles whose binary form is refused")
 	login    = flag.String("login", "", "comma-separated profiles that redirect to a sign-in page")
+	echoAuth = flag.String("echo-auth", "", "comma-separated profiles that answer 401 quoting the credentials")
 )
 
 func signIn(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +76,35 @@ func unavailableFirst(name string, n int64) http.HandlerFunc {
 		}
 		pprof.Handler(name).ServeHTTP(w, r)
 	}
+}
+
+// throttleFirst answers status (429 or 503) with a Retry-After header to the first n
+// requests, then serves the profile. after is delay-seconds, or "date+S" for an HTTP
+// date S seconds from the moment of the answer.
+func throttleFirst(name string, n int64, after string, status int) http.HandlerFunc {
+	var seen atomic.Int64
+	return func(w http.ResponseWriter, r *http.Request) {
+		if seen.Add(1) <= n {
+			value := after
+			if ahead, ok := strings.CutPrefix(after, "date+"); ok {
+				s, err := strconv.Atoi(ahead)
+				if err != nil {
+					panic(err)
+				}
+				value = time.Now().Add(time.Duration(s) * time.Second).UTC().Format(http.TimeFormat)
+			}
+			w.Header().Set("Retry-After", value)
+			http.Error(w, "slow down", status)
+			return
+		}
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
+}
+
+// rejectQuoting answers 401 with the credentials it was sent in the message.
+func rejectQuoting(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, fmt.Sprintf("rejected Authorization %q with query %q",
+		r.Header.Get("Authorization"), r.URL.RawQuery), http.StatusUnauthorized)
 }
 
 // refuseBinary serves only the text forms (debug=1, debug=2) of a profile.
@@ -189,10 +225,32 @@ func main() {
 			}
 			cfg.ServeMux.Handle("/debug/pprof/"+name, unavailableFirst(name, n))
 		}
+		if *throttle != "" {
+			f := strings.Split(*throttle, ":")
+			if len(f) < 3 {
+				panic("-throttle wants NAME:N:AFTER[:STATUS]")
+			}
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				panic(err)
+			}
+			status := http.StatusTooManyRequests
+			if len(f) > 3 {
+				if status, err = strconv.Atoi(f[3]); err != nil {
+					panic(err)
+				}
+			}
+			cfg.ServeMux.Handle("/debug/pprof/"+f[0], throttleFirst(f[0], n, f[2], status))
+		}
 		if *login != "" {
 			cfg.ServeMux.HandleFunc("/login", signIn)
 			for _, name := range strings.Split(*login, ",") {
 				cfg.ServeMux.HandleFunc("/debug/pprof/"+name, toSignIn)
+			}
+		}
+		if *echoAuth != "" {
+			for _, name := range strings.Split(*echoAuth, ",") {
+				cfg.ServeMux.HandleFunc("/debug/pprof/"+name, rejectQuoting)
 			}
 		}
 		if *textOnly != "" {
