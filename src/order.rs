@@ -65,6 +65,14 @@ struct Seq {
 }
 
 impl Seq {
+    /// The sequence number an event of generation `genno` carries in argument `i`.
+    fn arg(raw: &Raw, i: usize, genno: u64) -> Seq {
+        Seq {
+            genno,
+            n: raw.args[i],
+        }
+    }
+
     fn follows(self, prev: Seq) -> bool {
         self.genno == prev.genno && self.n == prev.n.wrapping_add(1)
     }
@@ -295,16 +303,14 @@ impl Ordering {
             ev::PROC_STATUS => self.proc_status(raw, cur, g, cat),
             ev::PROC_START => {
                 let pid = raw.args[0] as i64;
-                let seq = Seq {
-                    genno,
-                    n: raw.args[1],
-                };
-                match self.ps.get(&pid) {
-                    Some(s) if s.status == WP_IDLE && seq.follows(s.seq) && cur.p == NONE_ID => {}
-                    _ => return Ok(None),
+                let seq = Seq::arg(raw, 1, genno);
+                if cur.p != NONE_ID {
+                    return Ok(None);
                 }
+                let Some(s) = self.p_next(pid, &[WP_IDLE], seq) else {
+                    return Ok(None);
+                };
                 check_ctx(cur, Need::Must, Need::No, Need::May)?;
-                let s = self.ps.get_mut(&pid).unwrap();
                 s.status = WP_RUNNING;
                 s.seq = seq;
                 self.push(raw, cur, g, cat)?;
@@ -363,16 +369,11 @@ impl Ordering {
             }
             ev::GO_START => {
                 let gid = raw.args[0] as i64;
-                let seq = Seq {
-                    genno,
-                    n: raw.args[1],
+                let seq = Seq::arg(raw, 1, genno);
+                let Some(s) = self.g_next(gid, WG_RUNNABLE, seq) else {
+                    return Ok(None);
                 };
-                match self.gs.get(&gid) {
-                    Some(s) if s.status == WG_RUNNABLE && seq.follows(s.seq) => {}
-                    _ => return Ok(None),
-                }
                 check_ctx(cur, Need::Must, Need::Must, Need::No)?;
-                let s = self.gs.get_mut(&gid).unwrap();
                 s.status = WG_RUNNING;
                 s.seq = seq;
                 self.push(raw, cur, g, cat)?;
@@ -380,17 +381,12 @@ impl Ordering {
             }
             ev::GO_UNBLOCK => {
                 let gid = raw.args[0] as i64;
-                let seq = Seq {
-                    genno,
-                    n: raw.args[1],
+                let seq = Seq::arg(raw, 1, genno);
+                let Some(s) = self.g_next(gid, WG_WAITING, seq) else {
+                    return Ok(None);
                 };
-                match self.gs.get_mut(&gid) {
-                    Some(s) if s.status == WG_WAITING && seq.follows(s.seq) => {
-                        s.status = WG_RUNNABLE;
-                        s.seq = seq;
-                    }
-                    _ => return Ok(None),
-                }
+                s.status = WG_RUNNABLE;
+                s.seq = seq;
                 self.push(raw, cur, g, cat)?;
                 Ok(Some(cur))
             }
@@ -403,10 +399,7 @@ impl Ordering {
                     format!("uninitialized proc {} found during GoSyscallBegin", cur.p)
                 })?;
                 p.status = WP_SYSCALL;
-                let pseq = Seq {
-                    genno,
-                    n: raw.args[0],
-                };
+                let pseq = Seq::arg(raw, 0, genno);
                 if !pseq.follows(p.seq) {
                     return Err(format!(
                         "failed to advance GoSyscallBegin: can't make sequence: {} -> {}",
@@ -719,6 +712,22 @@ impl Ordering {
         Ok(s)
     }
 
+    /// The state of goroutine `gid` if it is in `want` and `seq` is its next sequence
+    /// number; None: its event must wait for another thread's events.
+    fn g_next(&mut self, gid: i64, want: u8, seq: Seq) -> Option<&mut GState> {
+        self.gs
+            .get_mut(&gid)
+            .filter(|s| s.status == want && seq.follows(s.seq))
+    }
+
+    /// The state of proc `pid` if it is in one of `want` and `seq` is its next sequence
+    /// number; None: its event must wait for another thread's events.
+    fn p_next(&mut self, pid: i64, want: &[u8], seq: Seq) -> Option<&mut PState> {
+        self.ps
+            .get_mut(&pid)
+            .filter(|s| want.contains(&s.status) && seq.follows(s.seq))
+    }
+
     fn proc_status(&mut self, raw: &Raw, mut cur: Ctx, g: &Generation, cat: &mut Catalog) -> Step {
         let pid = raw.args[0] as i64;
         let mut status = raw.args[1];
@@ -787,21 +796,12 @@ impl Ordering {
 
     fn proc_steal(&mut self, raw: &Raw, cur: Ctx, g: &Generation, cat: &mut Catalog) -> Step {
         let pid = raw.args[0] as i64;
-        let seq = Seq {
-            genno: g.genno,
-            n: raw.args[1],
+        let seq = Seq::arg(raw, 1, g.genno);
+        let Some(s) = self.p_next(pid, &[WP_SYSCALL, WP_SYSCALL_ABANDONED], seq) else {
+            return Ok(None);
         };
-        let old = match self.ps.get(&pid) {
-            Some(s)
-                if (s.status == WP_SYSCALL || s.status == WP_SYSCALL_ABANDONED)
-                    && seq.follows(s.seq) =>
-            {
-                s.status
-            }
-            _ => return Ok(None),
-        };
+        let old = s.status;
         check_ctx(cur, Need::Must, Need::May, Need::May)?;
-        let s = self.ps.get_mut(&pid).unwrap();
         s.status = WP_IDLE;
         s.seq = seq;
         let mut e = self.make(raw, cur, g, cat)?;
@@ -912,13 +912,9 @@ impl Ordering {
         user_ctx(cur)?;
         self.running_g(raw.typ, cur.g, WG_RUNNING, "Running")?;
         let next = raw.args[0] as i64;
-        let seq = Seq {
-            genno: g.genno,
-            n: raw.args[1],
-        };
-        match self.gs.get(&next) {
-            Some(s) if s.status == WG_WAITING && seq.follows(s.seq) => {}
-            _ => return Ok(None),
+        let seq = Seq::arg(raw, 1, g.genno);
+        if self.g_next(next, WG_WAITING, seq).is_none() {
+            return Ok(None);
         }
         self.push(raw, cur, g, cat)?;
         // A switch is three events: unblock next, block (or destroy) current, start next.
