@@ -6,7 +6,7 @@
 //! `wire` (header, varints, batches) → `generation` (one generation's batches and
 //! tables) → `merge` (one consistent order across threads) with `order` (the
 //! scheduler's state machine, which also validates) → `summary` (per-goroutine
-//! times), driven by `reader`.
+//! times) with `facts` (step 2's wakes, waits and scheduler latency), driven by `reader`.
 //!
 //! The pure-Rust engine (no Python) is tested with `cargo test`; the PyO3 bindings in
 //! `python.rs` are compiled only with the `python` feature, which maturin turns on.
@@ -17,6 +17,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod catalog;
 pub mod error;
 pub mod event;
+pub mod facts;
 pub mod fasthash;
 pub mod generation;
 pub mod merge;

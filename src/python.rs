@@ -87,30 +87,43 @@ fn columns(py: Python<'_>, c: EventColumns) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-#[pymethods]
 impl Reader {
-    /// Open a trace file (read as a stream).
-    #[staticmethod]
-    fn from_path(path: &str) -> PyResult<Self> {
-        let f = File::open(path).map_err(|e| PyOSError::new_err(format!("{path}: {e}")))?;
-        let r = guarded(|| TraceReader::new(Box::new(f) as Source))?;
-        r.map(|inner| Reader {
+    fn open(src: Source, facts: bool) -> PyResult<Self> {
+        let mut inner = guarded(|| TraceReader::new(src))?.map_err(|e| decode_error(&e))?;
+        if facts {
+            inner.summary.collect_facts();
+        }
+        Ok(Reader {
             inner,
             summary_taken: false,
         })
-        .map_err(|e| decode_error(&e))
+    }
+}
+
+/// One field of a list of rows as a numpy column.
+fn column<'py, T, V: numpy::Element>(
+    py: Python<'py>,
+    rows: &[T],
+    field: impl Fn(&T) -> V,
+) -> Bound<'py, PyArray1<V>> {
+    rows.iter().map(field).collect::<Vec<_>>().into_pyarray(py)
+}
+
+#[pymethods]
+impl Reader {
+    /// Open a trace file (read as a stream); `facts`: also gather step 2's facts.
+    #[staticmethod]
+    #[pyo3(signature = (path, facts = false))]
+    fn from_path(path: &str, facts: bool) -> PyResult<Self> {
+        let f = File::open(path).map_err(|e| PyOSError::new_err(format!("{path}: {e}")))?;
+        Reader::open(Box::new(f), facts)
     }
 
     /// Read a trace held in memory (the bytes are copied once).
     #[staticmethod]
-    fn from_bytes(data: &[u8]) -> PyResult<Self> {
-        let src: Source = Box::new(Cursor::new(data.to_vec()));
-        let r = guarded(|| TraceReader::new(src))?;
-        r.map(|inner| Reader {
-            inner,
-            summary_taken: false,
-        })
-        .map_err(|e| decode_error(&e))
+    #[pyo3(signature = (data, facts = false))]
+    fn from_bytes(data: &[u8], facts: bool) -> PyResult<Self> {
+        Reader::open(Box::new(Cursor::new(data.to_vec())), facts)
     }
 
     /// The N of the "go 1.N trace" header.
@@ -272,6 +285,47 @@ impl Reader {
                 .into_pyarray(py),
         )?;
         Ok(d)
+    }
+
+    /// Step 2's facts (see facts.rs), once the trace is read to the end, and only once:
+    /// per-goroutine columns in the summary's row order, the counted runnable intervals,
+    /// and the runnable_by_stack / site / pair columns. None if not asked for.
+    fn facts<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if !self.inner.is_done() {
+            return Err(PyRuntimeError::new_err(
+                "the trace is not read to the end yet",
+            ));
+        }
+        let Some(f) = self.inner.summary.take_facts() else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        let g = f.goroutines;
+        d.set_item("wakes", array(py, g.wakes))?;
+        d.set_item("runtime_wakes", array(py, g.runtime_wakes))?;
+        d.set_item("first_wake_ns", array(py, g.first_wake))?;
+        d.set_item("last_wake_ns", array(py, g.last_wake))?;
+        d.set_item("first_state", array(py, g.first_state))?;
+        d.set_item("runnable_waits", array(py, g.runnable_waits))?;
+        d.set_item("runnable_ns", array(py, g.runnable_ns))?;
+        d.set_item("latencies_ns", array(py, f.latencies))?;
+        let by_stack = &f.runnable_by_stack;
+        d.set_item("runnable_stack", column(py, by_stack, |r| r.0))?;
+        d.set_item("runnable_stack_n", column(py, by_stack, |r| r.1))?;
+        d.set_item("runnable_stack_ns", column(py, by_stack, |r| r.2))?;
+        let sites = &f.sites;
+        d.set_item("site_stack", column(py, sites, |r| r.0))?;
+        d.set_item("site_reason", column(py, sites, |r| r.1))?;
+        d.set_item("site_waits", column(py, sites, |r| r.2.waits))?;
+        d.set_item("site_wait_ns", column(py, sites, |r| r.2.wait_ns))?;
+        d.set_item("site_open_waits", column(py, sites, |r| r.2.open_waits))?;
+        d.set_item("site_open_ns", column(py, sites, |r| r.2.open_ns))?;
+        let pairs = &f.wait_pairs;
+        d.set_item("pair_goroutine", column(py, pairs, |r| r.0))?;
+        d.set_item("pair_stack", column(py, pairs, |r| r.1))?;
+        d.set_item("pair_count", column(py, pairs, |r| r.2))?;
+        d.set_item("procs", f.procs)?;
+        Ok(Some(d))
     }
 
     /// Whole-trace counters so far.

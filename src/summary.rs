@@ -7,6 +7,7 @@
 //! open interval at the end is described by `state` and `since`.
 
 use crate::event::{Event, NONE_ID, gstate, kind, scope};
+use crate::facts::{Facts, FactsTable};
 use crate::fasthash::IdMap;
 
 /// What gopark knows about each goroutine, one column per fact (row i of every
@@ -115,6 +116,8 @@ pub struct Summarizer {
     reason_head: Vec<u32>,
     pub counts: TraceCounts,
     stw_start: IdMap<i64, i64>,
+    /// Step 2's facts, gathered in the same pass when asked for.
+    facts: Option<Facts>,
 }
 
 /// Blocked time for one (goroutine, reason); `next` links the goroutine's entries.
@@ -182,8 +185,22 @@ impl Summarizer {
         Self::default()
     }
 
+    /// Also gather the facts of [`crate::facts`] (before the first event).
+    pub fn collect_facts(&mut self) {
+        self.facts = Some(Facts::new());
+    }
+
+    /// The facts gathered so far (once; None if not asked for).
+    pub fn take_facts(&mut self) -> Option<FactsTable> {
+        let end = self.counts.last_time;
+        self.facts.take().map(|f| f.finish(end))
+    }
+
     /// Feed the next event of the stream.
     pub fn event(&mut self, e: &Event) {
+        if let Some(f) = self.facts.as_mut() {
+            f.proc(e.p);
+        }
         let c = &mut self.counts;
         if c.events == 0 {
             c.first_time = e.time;
@@ -221,6 +238,9 @@ impl Summarizer {
                 i
             }
         };
+        if let Some(f) = self.facts.as_mut() {
+            f.transition(i, e);
+        }
         c.transitions[i] = c.transitions[i].wrapping_add(1);
         if e.tstack != 0 {
             c.last_stack[i] = e.tstack;

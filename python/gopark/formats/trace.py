@@ -162,6 +162,42 @@ class Catalog:
 
 
 @dataclass
+class FactColumns:
+    """Step 2's facts gathered in the summary's pass (see src/facts.rs).
+
+    ``goroutines``: one row per summary row (same order): wakes, runtime_wakes (made by
+    no goroutine: timers, the network poller), first_wake_ns / last_wake_ns (-1: never
+    woken), first_state (see GO_STATES), runnable_waits / runnable_ns (counted runnable
+    intervals). ``latencies_ns``: every counted runnable interval (counted as ``go tool
+    trace -pprof=sched`` does). ``runnable_by_stack``: stack, n, ns by the stack of the
+    event that made the goroutine runnable. ``wait_sites``: stack, reason (string ID),
+    waits / wait_ns (ended waits), open_waits / open_ns (still going at the end; sites
+    with ended waits come first). ``wait_pairs``: goroutine, stack, count of ended waits.
+    """
+
+    goroutines: Columns
+    latencies_ns: NDArray[np.int64]
+    runnable_by_stack: Columns
+    wait_sites: Columns
+    wait_pairs: Columns
+    procs: int
+    """Distinct Ps seen on events."""
+
+
+def _fact_columns(raw: dict[str, Any]) -> FactColumns:
+    def part(prefix: str, names: tuple[str, ...]) -> Columns:
+        return Columns({n: raw.pop(f"{prefix}{n}") for n in names})
+
+    procs = int(raw.pop("procs"))
+    latencies = raw.pop("latencies_ns")
+    by_stack = Columns({"stack": raw.pop("runnable_stack"), "n": raw.pop("runnable_stack_n"),
+                        "ns": raw.pop("runnable_stack_ns")})
+    sites = part("site_", ("stack", "reason", "waits", "wait_ns", "open_waits", "open_ns"))
+    pairs = part("pair_", ("goroutine", "stack", "count"))
+    return FactColumns(Columns(raw), latencies, by_stack, sites, pairs, procs)
+
+
+@dataclass
 class GenerationInfo:
     """One generation of the trace."""
 
@@ -223,16 +259,17 @@ def _name(source: Source) -> str:
 class TraceReader:
     """Reads a trace generation by generation; see the module docstring."""
 
-    def __init__(self, source: Source, name: str | None = None) -> None:
+    def __init__(self, source: Source, name: str | None = None, facts: bool = False) -> None:
+        """``facts``: also gather step 2's facts in the same pass (see `facts()`)."""
         self.source = name or _name(source)
         try:
             if isinstance(source, bytes):
                 self.size = len(source)
-                self._raw = _core.Reader.from_bytes(source)
+                self._raw = _core.Reader.from_bytes(source, facts)
             else:
                 path = os.fspath(source)
                 self.size = Path(path).stat().st_size
-                self._raw = _core.Reader.from_path(path)
+                self._raw = _core.Reader.from_path(path, facts)
         except OSError as e:
             raise InputError(self.source, None, e.strerror or str(e)) from None
         except _core.TraceDecodeError as e:
@@ -282,6 +319,15 @@ class TraceReader:
             damage=self.damage(),
         )
         return self._summary
+
+    def facts(self) -> FactColumns:
+        """Step 2's facts, for a reader opened with ``facts=True``: reads what is left
+        (like `summary()`, which it calls) and hands the columns over (once)."""
+        self.summary()
+        raw = self._raw.facts()
+        if raw is None:
+            raise ValueError("facts were not gathered: open the reader with facts=True")
+        return _fact_columns(raw)
 
     def load(self) -> Trace:
         """Read what is left, keeping every event."""
