@@ -374,6 +374,17 @@ impl<'a> Cur<'a> {
         self.pos += n as usize;
         Ok(s)
     }
+    /// A varint that sizes what follows, refused above `max` (memory comes from it).
+    fn bounded(&mut self, what: &str, max: u64) -> Result<u64> {
+        let n = self.varint(what)?;
+        if n > max {
+            return Err(self.err(
+                ErrorKind::Malformed,
+                format!("invalid {what} {n}, maximum is {max}"),
+            ));
+        }
+        Ok(n)
+    }
     fn expect(&mut self, typ: u8, what: &str) -> Result<()> {
         let at = self.at();
         let t = self.byte();
@@ -388,26 +399,25 @@ impl<'a> Cur<'a> {
     }
 }
 
+/// A string or stack table entry whose ID is 0 (reserved for "none") or already taken.
+fn bad_table_id(table: &str, id: u64, at: u64) -> TraceError {
+    TraceError::new(
+        ErrorKind::Malformed,
+        at,
+        format!("duplicate or zero {table} ID {id}"),
+    )
+}
+
 fn read_strings(t: &mut RawTables, b: &Batch) -> Result<()> {
     let mut c = Cur::new(b);
     while !c.done() {
         c.expect(ev::STRING, "String")?;
         let at = c.at();
         let id = c.varint("string ID")?;
-        let len = c.varint("string length")?;
-        if len > MAX_STRING_LEN {
-            return Err(c.err(
-                ErrorKind::Malformed,
-                format!("invalid string length {len}, maximum is {MAX_STRING_LEN}"),
-            ));
-        }
+        let len = c.bounded("string length", MAX_STRING_LEN)?;
         let s = String::from_utf8_lossy(c.bytes(len, "string")?).into_owned();
         if id == 0 || t.strings.contains_key(&id) {
-            return Err(TraceError::new(
-                ErrorKind::Malformed,
-                at,
-                format!("duplicate or zero string ID {id}"),
-            ));
+            return Err(bad_table_id("string", id, at));
         }
         t.strings.insert(id, (at, s));
     }
@@ -420,13 +430,7 @@ fn read_stacks(t: &mut RawTables, b: &Batch) -> Result<()> {
         c.expect(ev::STACK, "Stack")?;
         let at = c.at();
         let id = c.varint("stack ID")?;
-        let n = c.varint("frame count")?;
-        if n > MAX_FRAMES {
-            return Err(c.err(
-                ErrorKind::Malformed,
-                format!("invalid stack size {n}, maximum is {MAX_FRAMES}"),
-            ));
-        }
+        let n = c.bounded("stack size", MAX_FRAMES)?;
         let mut pcs = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let pc = c.varint("frame PC")?;
@@ -437,11 +441,7 @@ fn read_stacks(t: &mut RawTables, b: &Batch) -> Result<()> {
             pcs.push(pc);
         }
         if id == 0 || t.stack_ids.insert(id, ()).is_some() {
-            return Err(TraceError::new(
-                ErrorKind::Malformed,
-                at,
-                format!("duplicate or zero stack ID {id}"),
-            ));
+            return Err(bad_table_id("stack", id, at));
         }
         t.stacks.push((id, at, pcs));
     }
