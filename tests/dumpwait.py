@@ -1,35 +1,50 @@
 """Wait until a fixture program's goroutines have reached their blocking points.
 
 The harness waits 300 ms after starting the leaky requests; on a loaded machine some
-are still on their way (sleeping in slowLookup, say). Tests that count goroutines per
-state take their dumps once two dumps in a row agree on every state.
+are still on their way (sleeping in slowLookup, say). Tests that count goroutines take
+their dumps once two dumps in a row agree on where every goroutine is.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 
 import gofixtures
 from gopark.demo.goprocess import GoProcess
 
-
-def _states(dump: bytes) -> Counter[bytes]:
-    # "running" is the goroutine writing the dump; "IO wait" ones come and go with the
-    # HTTP connections of the requests that fetch the dumps.
-    return Counter(line.split(b"[", 1)[1] for line in dump.split(b"\n")
-                   if line.startswith(b"goroutine ") and b"[" in line
-                   and b"[running" not in line and b"[IO wait" not in line)
+_HEADER = re.compile(rb"^goroutine \d+ [^\[]*\[([^\],\]]*)")
 
 
-def settle(p: GoProcess, timeout: float = 20.0) -> bytes:
-    """A goroutine?debug=2 dump of ``p`` once its goroutines stopped changing state."""
+def shape(dump: bytes) -> Counter[tuple[bytes, ...]]:
+    """How many goroutines sit at each stack (its functions) in a debug=2 dump.
+
+    Stacks, not states: a goroutine woken but not yet run ("runnable") keeps the stack it
+    parked with, so tickers that fire between two dumps do not look like progress, while
+    a goroutine that moved on (from slowLookup's sleep to its send) does. The writer of
+    the dump ("running") and the HTTP connections of the requests that fetch the dumps
+    ("IO wait", or "syscall" mid-read) come and go; they are left out.
+    """
+    out: Counter[tuple[bytes, ...]] = Counter()
+    for block in dump.split(b"\n\n"):
+        lines = block.strip(b"\n").split(b"\n")
+        m = _HEADER.match(lines[0])
+        if m is None or m[1] in (b"running", b"IO wait", b"syscall"):
+            continue
+        out[tuple(ln.rsplit(b"(", 1)[0] for ln in lines[1:] if not ln.startswith(b"\t"))] += 1
+    return out
+
+
+def settle(p: GoProcess, timeout: float = 90.0) -> bytes:
+    """A goroutine?debug=2 dump of ``p`` once its goroutines stopped changing (two dumps
+    0.3 s apart agree); after ``timeout`` seconds, the last dump."""
     last = gofixtures.fetch(p, "goroutine?debug=2")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.3)
         dump = gofixtures.fetch(p, "goroutine?debug=2")
-        if _states(dump) == _states(last):
+        if shape(dump) == shape(last):
             return dump
         last = dump
     return last

@@ -12,11 +12,11 @@ import atexit
 import functools
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import gofixtures
+from dumpwait import settle
 from gopark.formats.load import load_bytes
 from gopark.model import Snapshot
 
@@ -58,14 +58,15 @@ class Capture:
 
 @functools.cache
 def capture(name: str, version: str) -> Capture:
-    """Run the program once and take every form (cached for the session)."""
+    """Run the program once and take every form (cached for the session), once its
+    goroutines have reached the places they block at (tests count them exactly)."""
     files: dict[str, Path] = {}
     forms = dict(FORMS, **(LEAK_FORMS if version == "1.27" else {}))
     with gofixtures.run(name, version, ["-n", str(N)]) as p:
-        time.sleep(0.2)
+        settled = settle(p)
         for form, path in forms.items():
             out = _DIR / f"{name}-{version}.{form}"
-            out.write_bytes(gofixtures.fetch(p, path))
+            out.write_bytes(settled if form == "debug2" else gofixtures.fetch(p, path))
             files[form] = out
     return Capture(name, version, files, gofixtures.program(name, version))
 

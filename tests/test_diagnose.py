@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gofixtures
 import pytest
+from dumpwait import settle
 from gopark.analysis import diagnose as diag
 from gopark.analysis.findings import Finding
 from gopark.analysis.inventory import Group, inventory
@@ -186,8 +187,9 @@ def test_summary_and_json_contract() -> None:
 def test_sigquit_traceback(version: str, tmp_path: Path) -> None:
     """A SIGQUIT traceback (what a killed service leaves in its log) diagnoses like a dump."""
     with gofixtures.run("rangeunclosed", version, ["-n", str(N)]) as p:
+        settle(p)  # every consumer parked (the test counts them)
         p.signal(signal.SIGQUIT)
-        p.wait(30)
+        p.wait(60)
         log = tmp_path / "service.log"
         log.write_text("some log line before the crash\n" + p.stderr_text())
     d = diag.diagnose(load_path(log))
@@ -221,7 +223,7 @@ def test_burst_in_progress_is_not_a_suspect(version: str) -> None:
     """200 requests wait on a slow dependency whose goroutines (their children) are still
     sleeping: one snapshot of a burst that will drain, not a leak."""
     with gofixtures.run("burstdrains", version, ["-n", str(N), "-hold", "60s"]) as p:
-        dump = gofixtures.fetch(p, "goroutine?debug=2")
+        dump = settle(p)  # every request parked (the test counts them)
     [snap] = load_bytes(dump, "burstdrains")
     d = diag.diagnose([snap])
     assert serious(d.findings) == []

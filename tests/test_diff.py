@@ -7,13 +7,16 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gofixtures
 import pproforacle
 import pytest
+from dumpwait import settle
 from gopark.collect import CollectOptions, collect_bundle
+from gopark.demo.goprocess import GoProcess
 from test_heap import oracle_site_deltas
 
 DIFF = [sys.executable, "-m", "gopark", "diff"]
@@ -46,12 +49,31 @@ def leak_files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     with gofixtures.run("sendaftertimeout", request.param, ["-n", "30", "-rate", "20"]) as p:
         for moment in ("a", "b"):
             if moment == "b":
+                # 20/s for 1.5 s; on a loaded machine, until the dump shows 15 more
                 time.sleep(1.5)
+                _wait_for_dump(p, lambda d: _senders(d) >= _senders(files["a-dump"]) + 15)
             for name, path in (("proto", "goroutine"), ("dump", "goroutine?debug=2")):
                 f = tmp / f"{moment}-{name}"
                 f.write_bytes(gofixtures.fetch(p, path))
                 files[f"{moment}-{name}"] = f
     return request.param, files
+
+
+def _senders(dump: bytes | Path) -> int:
+    """Goroutines of a sendaftertimeout dump blocked in its leaky send."""
+    text = dump.read_bytes() if isinstance(dump, Path) else dump
+    return sum(1 for b in text.split(b"\n\n")
+               if b"[chan send" in b.split(b"\n", 1)[0] and b"\nmain.fetch.func1(" in b)
+
+
+def _wait_for_dump(p: GoProcess, condition: Callable[[bytes], bool],
+                   timeout: float = 90.0) -> bytes:
+    """Poll `p`'s debug=2 dump until `condition` holds; that dump."""
+    deadline = time.monotonic() + timeout
+    while not condition(dump := gofixtures.fetch(p, "goroutine?debug=2")):
+        assert time.monotonic() < deadline, "the fixture never reached the expected state"
+        time.sleep(0.2)
+    return dump
 
 
 def _oracle_count(version: str, path: Path, function: str) -> int:
@@ -100,10 +122,11 @@ def _dump_count(path: Path, header: str, frame: str) -> int:
 
 def test_new_and_vanished_groups(tmp_path: Path) -> None:
     a, b = tmp_path / "burst.txt", tmp_path / "drained.txt"
-    with gofixtures.run("burstdrains", "1.24", ["-n", "200", "-hold", "1s"]) as p:
-        a.write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
-        time.sleep(1.6)
-        b.write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
+    # The burst once all 200 requests wait (well within the 5 s hold, even on a loaded
+    # machine), then drained once they all returned.
+    with gofixtures.run("burstdrains", "1.24", ["-n", "200", "-hold", "5s"]) as p:
+        a.write_bytes(settle(p))
+        b.write_bytes(_wait_for_dump(p, lambda dump: b"main.handle(" not in dump))
     d = _json(str(a), str(b))
     handle = _row(d, "main.handle")
     assert (handle["before"], handle["after"], handle["status"]) == (200, 0, "vanished")

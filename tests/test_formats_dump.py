@@ -300,34 +300,40 @@ def test_synctest_bubble_and_locked_thread(version: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def long_waiter() -> Iterator[tuple[GoProcess, float]]:
+def long_waiter() -> Iterator[tuple[GoProcess, float, float]]:
     """sendaftertimeout started when this module starts, so that by the time the test
-    that needs it runs, its leaked goroutines have (nearly) waited a minute."""
+    that needs it runs, its leaked goroutines have (nearly) waited a minute. Yields the
+    process and the monotonic times just before and just after the GC that stamped them."""
     with gofixtures.run("sendaftertimeout", "1.27", ["-n", "3"]) as p:
-        # The runtime stamps a goroutine's wait start only when a GC scans it: force one.
+        # The runtime stamps a goroutine's wait start only when a GC scans it, and clears
+        # the stamp when the goroutine runs again: force one once all three are blocked in
+        # their send, not while they still sleep in slowLookup.
+        settle(p)
+        before_gc = time.monotonic()
         gofixtures.fetch(p, "heap?gc=1")
-        yield p, time.monotonic()
+        yield p, before_gc, time.monotonic()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _start_long_waiter_early(long_waiter: tuple[GoProcess, float]) -> None:
+def _start_long_waiter_early(long_waiter: tuple[GoProcess, float, float]) -> None:
     return None
 
 
-def test_wait_minutes(long_waiter: tuple[GoProcess, float]) -> None:
-    p, started = long_waiter
-    time.sleep(max(0.0, 62 - (time.monotonic() - started)))
+def test_wait_minutes(long_waiter: tuple[GoProcess, float, float]) -> None:
+    p, before_gc, after_gc = long_waiter
+    time.sleep(max(0.0, 62 - (time.monotonic() - after_gc)))
     gofixtures.fetch(p, "heap?gc=1")  # measured: minutes show only after a GC since then
-    before = time.monotonic() - started
+    start = time.monotonic()
     snap = only(parse_dump(gofixtures.fetch(p, "goroutine?debug=2"), "dump.txt"))
-    after = time.monotonic() - started
+    end = time.monotonic()
     leaked = senders(snap)
     assert len(leaked) == 3
-    # On a loaded machine the module's other tests can take more than a minute too: the
-    # wait is whole minutes since the GC that stamped it, a few seconds before `started`.
-    low, high = int(before // 60), int((after + 5) // 60)
+    # The stamp is the GC's start, between before_gc and after_gc; the dump was written
+    # between start and end. On a loaded machine the module's other tests can take more
+    # than a minute too: the wait is whole minutes in that range.
+    low, high = int((start - after_gc) // 60), int((end - before_gc) // 60)
     assert all(g.state == "chan send" and low <= g.wait_minutes <= high for g in leaked), \
-        ([g.wait_minutes for g in leaked], before, after)
+        ([g.wait_minutes for g in leaked], low, high)
     assert all(g.wait_minutes >= 1 for g in leaked)
 
 
@@ -406,17 +412,27 @@ def test_no_goroutine_is_an_error() -> None:
 
 @pytest.mark.parametrize("keep", [0.3, 0.5, 0.77, 0.999])
 def test_dump_cut_anywhere_parses_what_is_there(keep: float) -> None:
-    """Go itself cuts dumps at 64 MB; a cut dump keeps every complete goroutine."""
+    """Go itself cuts dumps at 64 MB; a cut dump keeps every complete goroutine.
+
+    Where a fraction of a live dump falls differs from run to run, so the dump is cut at
+    every byte of the goroutine block around that fraction: inside its header, function
+    names, arguments, file paths, line numbers, offsets and its "created by" line."""
     data = debug2("sendaftertimeout", "1.27")
     whole = only(parse_dump(data, "whole.txt"))
-    cut = data[: int(len(data) * keep)]
-    snap = only(parse_dump(cut, "cut.txt"))
-    headers = re.findall(rb"(?m)^goroutine \d+ \[[^\]\n]*\]:", cut)
-    assert len(snap.goroutines) == len(headers)
-    for g, w in zip(snap.goroutines[:-1], whole.goroutines[: len(headers) - 1], strict=True):
-        assert (g.id, g.frames, g.created_by) == (w.id, w.frames, w.created_by)
-    last, same = snap.goroutines[-1], whole.goroutines[len(headers) - 1]
-    assert last.id == same.id and last.frames == same.frames[: len(last.frames)]
+    at = int(len(data) * keep)
+    start = data.rfind(b"\n\ngoroutine ", 0, at) + 2
+    end = data.find(b"\n\ngoroutine ", at)
+    end = len(data) if end < 0 else end + 2
+    assert start > 2 and end - start > 50
+    for k in range(start, end + 1):
+        cut = data[:k]
+        snap = only(parse_dump(cut, "cut.txt"))
+        headers = re.findall(rb"(?m)^goroutine \d+ \[[^\]\n]*\]:", cut)
+        assert len(snap.goroutines) == len(headers), k
+        for g, w in zip(snap.goroutines[:-1], whole.goroutines[: len(headers) - 1], strict=True):
+            assert (g.id, g.frames, g.created_by) == (w.id, w.frames, w.created_by), k
+        last, same = snap.goroutines[-1], whole.goroutines[len(headers) - 1]
+        assert last.id == same.id and last.frames == same.frames[: len(last.frames)], k
 
 
 @pytest.mark.parametrize("after", [b"main.fetch.func1()\n", b"created by main.fetch in goroutine "])
@@ -466,7 +482,7 @@ def test_goroutine_labels_in_headers() -> None:
     that says go 1.21 has it off by default)."""
     with gofixtures.run("labeledwork", "1.27", ["-n", "12"],
                         env={"GODEBUG": "tracebacklabels=1"}) as p:
-        data = gofixtures.fetch(p, "goroutine?debug=2")
+        data = settle(p)  # all three parked (the test names them)
     assert b"] {handler: report, tenant: t0}:" in data
     snap = only(parse_dump(data, "labels.txt"))
     parked = [g for g in snap.goroutines if "main.work" in functions(g)]

@@ -26,8 +26,12 @@ VERSIONS = ["1.21", "1.24", "1.27"]
 
 
 def _heap_series(name: str, version: str, args: list[str], tmp: Path, n: int = 3,
-                 pause: float = 0.7) -> list[Path]:
-    """n heap profiles (after a forced GC, so in-use numbers are current) of a running fixture."""
+                 pause: float = 1.2) -> list[Path]:
+    """n heap profiles (after a forced GC, so in-use numbers are current) of a running fixture.
+
+    The pause is long enough that even a starved program allocates between two profiles
+    what the 512 KiB sampling sees: 100 × 64 KiB a second gives ~14 samples a pause, so
+    the chance that a growing site shows no growth in one is e^-14."""
     paths = []
     with gofixtures.run(name, version, args) as p:
         for i in range(n):
@@ -56,7 +60,7 @@ def test_growing_map_is_the_top_site(globalmap: tuple[str, list[Path]]) -> None:
     top = diff.sites[0]
     assert top.site.function == "main.remember"
     assert top.site.file.endswith("globalmap/main.go") and top.site.line == 17  # the make()
-    # 100 requests/s × 64 KiB for ~1.4 s: several MiB, sampled (one sample per 512 KiB).
+    # 100 requests/s × 64 KiB for ~2.4 s: several MiB, sampled (one sample per 512 KiB).
     assert top.delta_bytes > 2 << 20
     assert top.delta_objects > 30
     assert top.series == sorted(top.series) and top.series[-1] > top.series[0]

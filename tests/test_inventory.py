@@ -14,6 +14,7 @@ from collections import Counter
 
 import gofixtures
 import pytest
+from dumpwait import settle
 from gopark.analysis import classify
 from gopark.analysis.inventory import Group, Inventory, inventory, key_of, signature
 from gopark.analysis.source import SourceReader
@@ -288,7 +289,7 @@ def test_key_is_stable() -> None:
 def test_labelled_request_code_is_not_taken_for_the_pprof_handler() -> None:
     # pprof.Do wraps the user's own code: its parked goroutines must not be called benign.
     with gofixtures.run("labeledwork", "1.27", ["-n", "40"]) as p:
-        text = gofixtures.fetch(p, "goroutine?debug=2")
+        text = settle(p)  # all ten parked (the test counts them)
     snaps = [s for s in load_bytes(text, "labeledwork.d2") if isinstance(s, Snapshot)]
     groups = [g for g in inventory(snaps[0]).groups
               if g.location and g.location.function == "main.work"]

@@ -37,6 +37,15 @@ def _line_of(program: str, text: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if i > start and text in line)
 
 
+def _wait_for_snapshots(bundle: Path, n: int, timeout: float = 120.0) -> None:
+    """Wait until a collection in progress has written `n` goroutine snapshots into its
+    bundle (a fixed sleep sees fewer on a loaded machine, where gopark starts slowly)."""
+    deadline = time.monotonic() + timeout
+    while not ((bundle / "manifest.json").exists() and len(open_bundle(bundle).snapshots) >= n):
+        assert time.monotonic() < deadline, f"fewer than {n} snapshots in {bundle}"
+        time.sleep(0.1)
+
+
 def diagnose_live(program: str, version: str, args: list[str], *extra: str) -> dict[str, Any]:
     """Run the fixture, `gopark diagnose URL --format json` against it, return the JSON."""
     with gofixtures.run(program, version, args) as p:
@@ -163,10 +172,10 @@ def test_target_killed_mid_collection_gives_a_partial_diagnosis(tmp_path: Path) 
     kept = tmp_path / "partial"
     with gofixtures.run("rangeunclosed", "1.24", RATE) as p:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gopark", "diagnose", p.base_url, "--duration", "20s",
+            [sys.executable, "-m", "gopark", "diagnose", p.base_url, "--duration", "60s",
              "--interval", "0.5s", "--timeout", "2s", "--keep", str(kept)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
+        _wait_for_snapshots(kept, 6)
         p.stop()  # the service dies in the middle of the window
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -178,12 +187,13 @@ def test_target_killed_mid_collection_gives_a_partial_diagnosis(tmp_path: Path) 
 
 
 def test_ctrl_c_during_collection_diagnoses_what_was_taken(tmp_path: Path) -> None:
+    kept = tmp_path / "bundle"
     with gofixtures.run("tickerloop", "1.24", RATE) as p:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gopark", "diagnose", p.base_url, "--duration", "30s",
-             "--interval", "0.5s", "--format", "json"],
+            [sys.executable, "-m", "gopark", "diagnose", p.base_url, "--duration", "60s",
+             "--interval", "0.5s", "--format", "json", "--keep", str(kept)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(3.5)
+        _wait_for_snapshots(kept, 4)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

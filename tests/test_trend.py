@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import gofixtures
 import pytest
+from dumpwait import settle
 from gopark.analysis.trend import (
     analyze,
     keeps_rising,
@@ -16,6 +18,7 @@ from gopark.analysis.trend import (
     user_key,
     within_band,
 )
+from gopark.demo.goprocess import GoProcess
 from gopark.formats.load import load_bytes
 from gopark.model import Snapshot
 
@@ -67,14 +70,21 @@ def test_shapes(counts: list[int], shape: str) -> None:
 # --- group trends over real snapshots -------------------------------------------------
 
 def _series(program: str, version: str, args: list[str], forms: list[str],
-            pause: float = 0.4) -> list[Snapshot]:
+            pause: float = 0.4, settled: bool = False,
+            last_when: Callable[[bytes], bool] | None = None) -> list[Snapshot]:
     """Snapshots of a running fixture, one per entry of `forms` ("debug2", "debug1",
-    "proto"), `pause` seconds apart, stamped with the time they were taken."""
+    "proto"), `pause` seconds apart, stamped with the time they were taken. With `settled`,
+    the first waits until the program's goroutines have reached their blocking points;
+    with `last_when`, the last waits until a debug=2 dump satisfies it."""
     out: list[Snapshot] = []
     with gofixtures.run(program, version, args) as p:
+        if settled:
+            settle(p)
         for i, form in enumerate(forms):
             if i:
                 time.sleep(pause)
+            if last_when is not None and i == len(forms) - 1:
+                _wait_for(p, last_when)
             path = {"debug2": "goroutine?debug=2", "debug1": "goroutine?debug=1",
                     "proto": "goroutine"}[form]
             taken = datetime.now(UTC)
@@ -84,6 +94,14 @@ def _series(program: str, version: str, args: list[str], forms: list[str],
             snap.taken_at = taken
             out.append(snap)
     return out
+
+
+def _wait_for(p: GoProcess, condition: Callable[[bytes], bool], timeout: float = 90.0) -> None:
+    """Poll `p`'s debug=2 dump until `condition` holds (fails after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition(gofixtures.fetch(p, "goroutine?debug=2")):
+        assert time.monotonic() < deadline, "the fixture never reached the expected state"
+        time.sleep(0.2)
 
 
 MIXED = ["debug2", "proto", "debug1", "proto", "debug1", "proto", "debug2"]
@@ -121,6 +139,7 @@ def test_growth_without_a_dump_pair_is_only_suspected(leaking: list[Snapshot]) -
 
 def test_goroutineleak_profile_proves_the_group() -> None:
     with gofixtures.run("sendaftertimeout", "1.27", ["-n", "30"]) as p:
+        settle(p)  # all 30 blocked in their send (the test counts them)
         snap = load_bytes(gofixtures.fetch(p, "goroutine"), "g.pb.gz")[0]
         leak = load_bytes(gofixtures.fetch(p, "goroutineleak"), "leak.pb.gz")[0]
     assert isinstance(snap, Snapshot) and isinstance(leak, Snapshot)
@@ -132,8 +151,11 @@ def test_goroutineleak_profile_proves_the_group() -> None:
 
 
 def test_burst_drains_and_pool_is_stable() -> None:
-    burst = _series("burstdrains", "1.24", ["-n", "200", "-hold", "1s"],
-                    ["debug2", "proto", "proto", "proto", "proto", "debug2"], pause=0.5)
+    # The first snapshot once all 200 requests wait (well within the 5 s hold, even on a
+    # loaded machine), the last once they all returned.
+    burst = _series("burstdrains", "1.24", ["-n", "200", "-hold", "5s"],
+                    ["debug2", "proto", "proto", "proto", "proto", "debug2"], pause=0.5,
+                    settled=True, last_when=lambda dump: b"main.handle(" not in dump)
     report = analyze(burst, user_key)
     handle = next(g for g in report.groups if g.location and g.location.function == "main.handle")
     assert handle.counts[0] == 200 and handle.counts[-1] == 0
