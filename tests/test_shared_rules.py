@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 
 import pytest
 from gopark.analysis import classify
 from gopark.analysis.heap import site_frame
+from gopark.cli import build_parser
+from gopark.cli.arguments import client_options, collect_options
 from gopark.errors import InputError
 from gopark.formats.inflate import gunzip
 from gopark.model import Frame
@@ -62,3 +65,15 @@ def test_gunzip_names_where_the_data_goes_wrong() -> None:
     damaged[12:20] = b"\xff" * 8
     with pytest.raises(InputError, match=r"^x\.gz: gzip stream: damaged gzip data"):
         gunzip(bytes(damaged), "x.gz")
+
+
+@pytest.mark.parametrize("command", ["collect", "diagnose", "watch"])
+def test_live_commands_read_the_access_options_alike(command: str) -> None:
+    args = build_parser().parse_args([
+        command, "https://svc:6060/debug/pprof/", "--timeout", "3s", "--header", "X-Token: s3",
+        "--insecure", "--cacert", "ca.pem", "--cert", "c.pem", "--key", "k.pem"])
+    got = client_options(args)
+    assert (got.timeout, got.headers, got.insecure, got.cacert, got.cert, got.key) == (
+        3.0, (("X-Token", "s3"),), True, "ca.pem", "c.pem", "k.pem")
+    if command != "watch":
+        assert collect_options(args).client == replace(got, max_bytes=args.max_size)

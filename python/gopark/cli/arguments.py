@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 
 from gopark.collect import ClientOptions, CollectOptions
 
@@ -73,20 +74,30 @@ def add_collection_arguments(parser: argparse.ArgumentParser) -> None:
                    "for --cpu/--trace (default 30s)")
     n.add_argument("--max-size", type=parse_size, default=c.max_bytes, metavar="SIZE",
                    help="largest response accepted (default 512MiB)")
-    n.add_argument("--header", type=parse_header, action="append", default=[],
-                   metavar="'NAME: VALUE'", help="extra request header, e.g. an auth token "
-                   "(repeatable; never written into the bundle)")
-    n.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    n.add_argument("--cacert", metavar="PEM", help="CA certificates to verify the target with")
-    n.add_argument("--cert", metavar="PEM", help="client certificate for mutual TLS")
-    n.add_argument("--key", metavar="PEM", help="private key of --cert, if not in that file")
+    add_access_arguments(n)
+
+
+def add_access_arguments(group: argparse._ActionsContainer) -> None:
+    """Request headers and TLS: how to reach a service that asks for credentials."""
+    group.add_argument("--header", type=parse_header, action="append", default=[],
+                       metavar="'NAME: VALUE'", help="extra request header, e.g. an auth token "
+                       "(repeatable; never written to disk)")
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument("--cacert", metavar="PEM", help="CA certificates to verify the target with")
+    group.add_argument("--cert", metavar="PEM", help="client certificate for mutual TLS")
+    group.add_argument("--key", metavar="PEM", help="private key of --cert, if not in that file")
+
+
+def client_options(args: argparse.Namespace) -> ClientOptions:
+    """ClientOptions from ``--timeout`` and the arguments of add_access_arguments."""
+    return ClientOptions(timeout=args.timeout, headers=tuple(args.header),
+                         insecure=args.insecure, cacert=args.cacert, cert=args.cert,
+                         key=args.key)
 
 
 def collect_options(args: argparse.Namespace) -> CollectOptions:
     """CollectOptions from arguments registered by add_collection_arguments."""
-    client = ClientOptions(timeout=args.timeout, max_bytes=args.max_size,
-                           headers=tuple(args.header), insecure=args.insecure,
-                           cacert=args.cacert, cert=args.cert, key=args.key)
+    client = replace(client_options(args), max_bytes=args.max_size)
     return CollectOptions(interval=args.interval, duration=args.duration,
                           max_dump_goroutines=args.max_dump_goroutines,
                           force_dumps=args.force_dumps, cpu=args.cpu, trace=args.trace,

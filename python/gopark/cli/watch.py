@@ -13,13 +13,14 @@ import itertools
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.live import Live
 
-from gopark.cli.arguments import parse_duration, parse_header
-from gopark.collect.client import ClientOptions, PprofClient, redact_url
+from gopark.cli.arguments import add_access_arguments, client_options, parse_duration
+from gopark.collect.client import PprofClient, redact_url
 from gopark.errors import GoparkError
 from gopark.report.watch_text import WatchState, render_plain, render_rich, render_summary
 from gopark.watcher import Watcher
@@ -54,9 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="do not read heap?debug=1 (MemStats) each refresh")
     parser.add_argument("--timeout", type=parse_duration, default=10.0, metavar="DUR",
                         help="give up on a request silent this long (default 10s)")
-    parser.add_argument("--header", type=parse_header, action="append", default=[],
-                        metavar="'NAME: VALUE'", help="extra request header (repeatable)")
-    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    add_access_arguments(parser)
 
 
 def _state(watch: Watcher, interval: float, max_load: float) -> WatchState:
@@ -72,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     """Refresh until --iterations or Ctrl-C; print a summary. 2 if the target never answered."""
     if args.iterations < 0 or args.top < 1 or not 0 <= args.max_load <= 1:
         raise GoparkError("--iterations must be ≥ 0, --top ≥ 1 and --max-load in 0..1")
-    options = ClientOptions(timeout=args.timeout, headers=tuple(args.header),
-                            insecure=args.insecure, retries=0)
+    # No retries: the next refresh is the retry.
+    options = replace(client_options(args), retries=0)
     console = Console()
     with PprofClient(args.url, options) as client:
         watch = Watcher(client, args.history, heap=not args.no_heap)
