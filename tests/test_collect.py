@@ -13,12 +13,14 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gofixtures
 import pytest
 from gopark.collect import Bundle, ClientOptions, CollectOptions, collect_bundle, open_bundle
+from gopark.collect.client import parse_retry_after
 from gopark.collect.plan import parse_index, snapshot_offsets
 from gopark.errors import CollectError, InputError
 
@@ -270,6 +272,76 @@ def test_retries_exhausted_recorded_with_the_answer(tmp_path: Path) -> None:
     assert failed.kind == "heap" and failed.form == "proto" and failed.phase == "start"
     assert failed.error == "HTTP 503: upstream busy, try again"
     assert len(b.select("heap")) == 3 and b.status == "complete"
+
+
+def test_retry_after_seconds_waited_and_listed(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-throttle", "heap:2:1"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(interval=1, duration=0))
+    assert b.status == "complete" and not b.errors
+    first_heap = b.select("heap")[0]
+    assert first_heap.phase == "start" and first_heap.ok
+    # The target asked for 1 s twice: that, not the 0.5 s / 1 s backoff, is what was waited.
+    assert first_heap.retries == ["HTTP 429: slow down (Retry-After 1 s); retried after 1.0 s"] * 2
+    assert first_heap.duration_s >= 2.0
+    assert all(not f.retries for f in b.files if f is not first_heap)
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    listed = next(e for e in manifest["files"] if e["name"] == first_heap.name)
+    assert listed["retries"] == first_heap.retries
+
+
+def test_retry_after_http_date_on_503(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-throttle", "heap:1:date+3:503"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(interval=1, duration=0))
+    first_heap = b.select("heap")[0]
+    assert first_heap.ok and first_heap.phase == "start"
+    (retry,) = first_heap.retries
+    # An HTTP date has whole seconds: 3 s ahead of the server's clock is 2 to 3 s away.
+    m = re.fullmatch(r"HTTP 503: slow down \(Retry-After ([\d.]+) s\); retried after ([\d.]+) s",
+                     retry)
+    assert m, retry
+    assert 1.5 <= float(m.group(2)) <= 3.1
+    assert first_heap.duration_s >= float(m.group(2)) - 0.1  # the message rounds to 0.1 s
+
+
+def test_retry_after_beyond_what_gopark_waits_is_not_retried(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-throttle", "heap:1:120"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
+            interval=1, duration=0, client=ClientOptions(timeout=10)))
+    (failed,) = b.errors
+    assert failed.kind == "heap" and failed.phase == "start" and failed.duration_s < 5
+    assert failed.error == ("HTTP 429: slow down (Retry-After 120 s); not retried: later than "
+                            "gopark waits (10 s)")
+    assert b.status == "complete" and len(b.select("heap")) == 3  # the next ones were served
+
+
+def test_retry_after_values() -> None:
+    now = datetime(2026, 11, 27, 7, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("7", now) == 7.0
+    assert parse_retry_after("Fri, 27 Nov 2026 07:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Fri, 27 Nov 2026 06:59:00 GMT", now) == 0.0  # already past
+    for bad in (None, "", "soon", "-5", "1.5"):
+        assert parse_retry_after(bad, now) is None
+
+
+def test_credentials_quoted_back_by_the_target_are_not_written(tmp_path: Path) -> None:
+    token, password, query = "t0k3n-9c1e", "hunter22", "k3y-55ab"
+    basic = "dXNlcjpodW50ZXIyMg=="  # base64 of user:hunter22, as basic auth sends it
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-echo-auth", "heap"]) as p:
+        url = f"http://user:{password}@{p.addr}/debug/pprof/?access={query}"
+        bearer = ClientOptions(headers=(("Authorization", f"Bearer {token}"),))
+        with_token = collect_bundle(url, tmp_path / "token", CollectOptions(
+            interval=1, duration=0, client=bearer))
+        with_password = collect_bundle(url, tmp_path / "basic",
+                                       CollectOptions(interval=1, duration=0))
+    # heap (protobuf) then heap?debug=1, at the start and at the end
+    quoted = [(with_token, '"***"'), (with_password, '"Basic ***"')]
+    for bundle, authorization in quoted:
+        heap_errors = [f.error for f in bundle.errors if f.kind == "heap"]
+        assert heap_errors == [f'HTTP 401: rejected Authorization {authorization} with query '
+                               f'"{q}"' for q in ("***", "debug=1&***")] * 2, heap_errors
+        manifest = (bundle.directory / "manifest.json").read_text()
+        for leak in (token, password, query, basic):
+            assert leak not in manifest, leak
 
 
 def test_snapshots_fall_back_to_text_when_binary_refused(tmp_path: Path) -> None:

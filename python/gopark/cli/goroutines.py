@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zipfile
 from pathlib import Path
 
 from gopark.analysis.inventory import SIMILARITIES, filter_goroutines, inventory
 from gopark.analysis.source import SourceReader
+from gopark.collect.bundlezip import is_zip
 from gopark.errors import GoparkError
 from gopark.model import Snapshot
 from gopark.report import json as json_report
@@ -63,8 +63,8 @@ def parse_filters(items: list[str]) -> dict[str, str]:
 
 
 def _is_bundle(path: str) -> bool:
-    # a folder or a zip: only bundles come that way (checked without importing gopark.inputs)
-    return Path(path).is_dir() or zipfile.is_zipfile(path)
+    # a folder or a zip: only bundles come that way
+    return Path(path).is_dir() or is_zip(path)
 
 
 def _load(path: str) -> list[object]:

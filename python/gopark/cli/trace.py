@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 from gopark.analysis.tracegroups import group_goroutines
+from gopark.collect.bundlezip import is_zip
 from gopark.formats.trace import TraceReader, TraceSummary
+from gopark.inputs import bundle_trace
 from gopark.report import trace_json, trace_text
 from gopark.report.trace_events import render_parsed
 
@@ -42,10 +43,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _source(path: str) -> tuple[str | Path, str | None]:
     """The trace file to read and its name in messages; a bundle gives the trace it holds."""
-    if not (Path(path).is_dir() or zipfile.is_zipfile(path)):
+    if not (Path(path).is_dir() or is_zip(path)):
         return path, None
-    from gopark.inputs import bundle_trace  # only for bundles: collection code loads slowly
-
     return bundle_trace(path)
 
 
