@@ -1,5 +1,5 @@
 """Helpers shared by the goroutine text parsers: Go-quoted strings, label maps and frame
-interning."""
+interning (which the pprof reader uses too)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from gopark.errors import InputError
 from gopark.formats import profile_pb2
+from gopark.formats.gotext import FrameInterner
 from gopark.formats.inflate import gunzip
 from gopark.formats.sniff import GZIP_MAGIC
 from gopark.model import Frame, Goroutine, Profile, Sample, SampleType, Snapshot
@@ -87,7 +88,7 @@ class _Resolver:
         if not self.strings or self.strings[0] != "":
             raise InputError(source, None, "not a pprof profile: string table does not start "
                              'with ""')
-        self.frames: dict[tuple[str, str, int], Frame] = {}
+        self.frames = FrameInterner()
 
     def profile(self) -> Profile:
         pb = self.pb
@@ -121,13 +122,6 @@ class _Resolver:
     def _value_type(self, vt: Any, where: str) -> SampleType:
         return SampleType(self._string(vt.type, where), self._string(vt.unit, where))
 
-    def _frame(self, function: str, file: str, line: int) -> Frame:
-        key = (function, file, line)
-        frame = self.frames.get(key)
-        if frame is None:
-            frame = self.frames[key] = Frame(function, file, line)
-        return frame
-
     def _functions(self) -> dict[int, tuple[str, str]]:
         """Function id -> (name, file)."""
         functions: dict[int, tuple[str, str]] = {}
@@ -148,10 +142,10 @@ class _Resolver:
                     raise InputError(self.source, f"location {i} (id {loc.id})",
                                      f"function id {line.function_id} is not in the function "
                                      "table")
-                frames.append(self._frame(fn[0], fn[1], line.line))
+                frames.append(self.frames.get(fn[0], fn[1], line.line))
             if not frames:
                 # Unsymbolized: the address is all there is, as pprof shows it.
-                frames.append(self._frame(f"{loc.address:#x}", "", 0))
+                frames.append(self.frames.get(f"{loc.address:#x}", "", 0))
             locations[loc.id] = (tuple(frames), loc.address)
         return locations
 
