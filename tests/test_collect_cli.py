@@ -55,6 +55,17 @@ def test_verbose_lists_requests_and_quiet_says_nothing(target: GoProcess, tmp_pa
     assert open_bundle(tmp_path / "q").status == "complete"
 
 
+def test_verbose_says_when_a_request_was_retried(tmp_path: Path) -> None:
+    with gofixtures.run("gateway", "1.27", ["-n", "0", "-throttle", "heap:1:0"]) as p:
+        r = gopark(p.base_url, "-o", str(tmp_path / "b"), "--duration", "0", "-v")
+    assert r.returncode == 0, r.stderr
+    retried = [line for line in r.stderr.splitlines() if "retries" in line]
+    assert len(retried) == 1 and re.search(r"start\s+heap\s+[\d.]+s\s+\d+ bytes "
+                                           r"\(after 1 retries\)$", retried[0]), r.stderr
+    (heap,) = [f for f in open_bundle(tmp_path / "b").files if f.retries]
+    assert heap.retries == ["HTTP 429: slow down (Retry-After 0 s); retried after 0.0 s"]
+
+
 def test_terminal_shows_progress_and_time_left(target: GoProcess, tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(tmp_path / "b"),

@@ -26,9 +26,9 @@ __all__ = ["__version__", "diagnose", "inventory", "load"]
 
 
 def load(paths: Iterable[str | Path]) -> list[Snapshot | Profile | Path]:
-    """Read dumps and profiles (format sniffed from the bytes) and bundle folders (gopark
-    collect) into model objects; inputs no parser turns into objects (e.g. execution
-    traces) come back as paths.
+    """Read dumps and profiles (format sniffed from the bytes) and bundles (gopark
+    collect; folders or zips) into model objects; inputs no parser turns into objects (e.g.
+    execution traces) come back as paths.
     Raises gopark.errors.InputError naming the file and the place when one is unreadable."""
     from gopark.inputs import load_inputs
 

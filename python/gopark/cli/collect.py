@@ -18,6 +18,7 @@ from rich.text import Text
 from gopark.cli.arguments import add_collection_arguments, collect_options
 from gopark.collect import Bundle, ProgressEvent, collect_bundle, collect_zip, open_bundle
 from gopark.collect.bundle import MANIFEST
+from gopark.collect.collector import collecting_folder
 from gopark.errors import GoparkError
 
 NAME = "collect"
@@ -80,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _kept(out: Path) -> str:
     if not out.is_file() and not (out / MANIFEST).is_file():
+        work = collecting_folder(out)
+        if (work / MANIFEST).is_file():  # interrupted again while zipping
+            return f"not zipped; the partial bundle is in {work}"
         return "nothing was written"
     try:
         bundle = open_bundle(out)
@@ -143,7 +147,10 @@ class _Display:
         if self.verbose and e.what == "file" and e.file is not None:
             f = e.file
             result = f"error: {f.error}" if f.error else f"{f.size} bytes"
+            if f.retries:
+                result += f" (after {len(f.retries)} retries)"
             self.console.print(f"{e.elapsed_s:7.2f}s  {f.phase:<8} {e.text:<24} "
-                               f"{f.duration_s:6.3f}s  {result}", highlight=False, markup=False)
+                               f"{f.duration_s:6.3f}s  {result}", highlight=False, markup=False,
+                               soft_wrap=True)  # one line per request, even when piped
         if self.progress is not None and self.task is not None and e.what in ("step", "note"):
             self.progress.update(self.task, total=e.planned_s, description=e.text)

@@ -38,8 +38,9 @@ suspected, benign), the evidence, the source location and a fix.
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark diagnose`."""
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="dumps and profiles, bundle folders (gopark collect), or the "
-                             "/debug/pprof/ URL of a live service to collect from first")
+                        help="dumps and profiles, bundles (gopark collect; folders or "
+                             "zips), or the /debug/pprof/ URL of a live service to collect "
+                             "from first")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="W",
                         help="weighted size of a group that makes it a suspect: its count, "

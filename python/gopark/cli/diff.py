@@ -31,9 +31,9 @@ change, with new and vanished groups; heap in use by allocation site likewise (l
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gopark diff`."""
-    parser.add_argument("before", metavar="A", help="dump, profile or bundle folder")
+    parser.add_argument("before", metavar="A", help="dump, profile or bundle (folder or zip)")
     parser.add_argument("after", metavar="B", nargs="?",
-                        help="dump, profile or bundle folder (omit to diff a bundle's "
+                        help="dump, profile or bundle (omit to diff a bundle's "
                              "first and last snapshot)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--similarity", choices=SIMILARITIES, default="user",
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise GoparkError("--top must be at least 1")
     if args.after is None:
         if not is_bundle(args.before):
-            raise GoparkError(f"{args.before}: with one argument, give a bundle folder "
+            raise GoparkError(f"{args.before}: with one argument, give a bundle (folder or zip) "
                               "(gopark collect); otherwise give two inputs")
         items = load_inputs([args.before]).items
         snaps, heaps = _snapshots(items), _heaps(items)

@@ -96,6 +96,11 @@ def collect_bundle(url: str, out_dir: str | Path, options: CollectOptions | None
     return _Collection(url, Path(out_dir), options or CollectOptions(), progress).run()
 
 
+def collecting_folder(out_zip: Path) -> Path:
+    """Where collect_zip collects before zipping: ``NAME.zip.collecting`` beside the zip."""
+    return out_zip.with_name(out_zip.name + ".collecting")
+
+
 def collect_zip(url: str, out_zip: str | Path, options: CollectOptions | None = None,
                 progress: ProgressCallback | None = None) -> Bundle:
     """Like collect_bundle, but the bundle ends up zipped at ``out_zip``.
@@ -107,7 +112,7 @@ def collect_zip(url: str, out_zip: str | Path, options: CollectOptions | None = 
     bundle. Returns the zipped bundle.
     """
     out = Path(out_zip)
-    work = out.with_name(out.name + ".collecting")
+    work = collecting_folder(out)
     for path in (out, work):
         if path.exists():
             raise CollectError(f"{path}: exists; not overwritten")
