@@ -9,6 +9,8 @@
    profiler on (kept in the test cache; --regenerate makes a new one).
 2. Runs, each as its own process (peak RSS from wait4):
    - gopark: parse + per-goroutine summary (gopark.formats.trace.summarize_trace);
+   - gopark: diagnose's trace pass (gopark.analysis.tracefacts.trace_facts: the summary
+     plus wakes, waits by site and the scheduler latency, in the same pass);
    - `go tool trace -pprof=sched FILE` (the tool binary itself, found with go tool -n);
    - golang.org/x/exp/trace reading every event (benchmarks/xexptrace; needs the module
      proxy the first time; skipped if it cannot be built).
@@ -112,6 +114,8 @@ def xexp_reader() -> str | None:
 
 GOPARK = ("import sys; from gopark.formats.trace import summarize_trace; "
           "s = summarize_trace(sys.argv[1]); print(s.counts['events'], len(s.goroutines))")
+FACTS = ("import sys; from gopark.analysis.tracefacts import trace_facts; "
+         "f = trace_facts(sys.argv[1]); print(len(f.goroutines), len(f.latencies_ns))")
 
 
 def main() -> int:
@@ -131,6 +135,9 @@ def main() -> int:
                 for _ in range(args.runs)), key=lambda r: r.seconds)
     runs.append(best)
     events = int(best.output.split()[0])
+    facts = min((measure("gopark trace_facts (diagnose)", [sys.executable, "-c", FACTS,
+                                                           str(trace)])
+                 for _ in range(args.runs)), key=lambda r: r.seconds)
     xexp = xexp_reader()
     if xexp and args.go == GO:
         runs.append(min((measure("golang.org/x/exp/trace read", [xexp, str(trace)])
@@ -148,6 +155,10 @@ def main() -> int:
                   "peak_rss_mb": round(r.peak_rss_mb, 1)} for r in runs],
     }
     g = runs[0]
+    results["trace_facts"] = {"seconds": round(facts.seconds, 3),
+                              "cpu_seconds": round(facts.cpu_seconds, 3),
+                              "peak_rss_mb": round(facts.peak_rss_mb, 1),
+                              "vs_summary": round(facts.seconds / g.seconds, 2)}
     for r in runs[1:]:
         key = r.name.split()[0].replace("golang.org/x/exp/trace", "xexp")
         results[f"vs_{key}"] = {"speedup": round(r.seconds / g.seconds, 1),
@@ -161,6 +172,9 @@ def main() -> int:
         rate = events / r.seconds / 1e6
         print(f"{r.name:32} {r.seconds:8.2f} {r.cpu_seconds:8.2f} {mb / r.seconds:8.1f} "
               f"{rate:10.2f} {r.peak_rss_mb:8.0f}MB")
+    print(f"{facts.name:32} {facts.seconds:8.2f} {facts.cpu_seconds:8.2f} "
+          f"{mb / facts.seconds:8.1f} {events / facts.seconds / 1e6:10.2f} "
+          f"{facts.peak_rss_mb:8.0f}MB  ({facts.seconds / g.seconds:.2f}x parse+summary)")
     for r in runs[1:]:
         print(f"gopark vs {r.name}: {r.seconds / g.seconds:.1f}x faster, "
               f"{r.peak_rss_mb / g.peak_rss_mb:.1f}x less memory")
