@@ -106,6 +106,21 @@ def test_trickling_body_aborted_at_total_deadline(tmp_path: Path) -> None:
     assert b.status == "complete"
 
 
+def test_snapshots_skipped_when_running_late_are_noted(tmp_path: Path) -> None:
+    # The start's two heap requests trickle until their 1 s deadline: by then the window's
+    # interval snapshots (every 0.25 s up to 1.5 s) are all past due.
+    with gofixtures.run("hangs", "1.27", ["-n", "0", "-trickle", "heap"]) as p:
+        b = collect_bundle(p.base_url, tmp_path / "b", CollectOptions(
+            interval=0.25, duration=1.5, client=ClientOptions(timeout=1)))
+    b = assert_valid(b)
+    (note,) = [n for n in b.notes if "interval snapshots skipped" in n]
+    skipped = int(note.split()[0])
+    taken = len(b.select("goroutine", "proto", phase="interval"))
+    assert skipped >= 1 and skipped + taken == 5, (note, taken)
+    assert note == (f"{skipped} of 5 interval snapshots skipped: the requests before them "
+                    "ran past the next one's time")
+
+
 def test_silent_listener_fails_fast_with_clear_error(tmp_path: Path) -> None:
     addr_file = tmp_path / "silent"
     with gofixtures.run("hangs", "1.27", ["-n", "0", "-silent-addr-file", str(addr_file)]):

@@ -188,10 +188,12 @@ class _Collection:
             worker.start()
 
         offsets = plan.snapshot_offsets(o.duration, o.interval)
+        skipped = 0
         for i, offset in enumerate(offsets[1:-1], start=1):
             next_due = t0 + offsets[i + 1]
             if time.monotonic() >= next_due:
-                continue  # running late: skip this one rather than bunch them up
+                skipped += 1  # running late: skip this one rather than bunch them up
+                continue
             if self.stop.wait(max(0.0, t0 + offset - time.monotonic())):
                 break
             self._snapshot("interval")
@@ -199,6 +201,9 @@ class _Collection:
                 # A heap profile is cheap (no GC, ~ms of target CPU) and a series of them is
                 # what tells a site that keeps growing from one that grew once.
                 self._take(plan.HEAP[0], "interval")
+        if skipped:
+            self._notes([f"{skipped} of {len(offsets) - 2} interval snapshots skipped: "
+                         "the requests before them ran past the next one's time"])
         if not self.stop.wait(max(0.0, t0 + o.duration - time.monotonic())) \
                 and worker.is_alive():
             self._emit("step", "waiting for the trace/CPU capture to finish")
