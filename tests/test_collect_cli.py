@@ -66,12 +66,14 @@ def test_verbose_says_when_a_request_was_retried(tmp_path: Path) -> None:
     assert heap.retries == ["HTTP 429: slow down (Retry-After 0 s); retried after 0.0 s"]
 
 
-def test_terminal_shows_progress_and_time_left(target: GoProcess, tmp_path: Path) -> None:
+def on_terminal(args: list[str], stdout: Path) -> tuple[int, str]:
+    """Run gopark with stderr on a pseudo-terminal (stdout to a file): exit code and what
+    the terminal received."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([*GOPARK, target.base_url, "-o", str(tmp_path / "b"),
-                             "--duration", "2s", "--interval", "1s"],
-                            stdout=subprocess.PIPE, stderr=follower, text=True,
-                            env=dict(os.environ, COLUMNS="120", TERM="xterm"))
+    with stdout.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gopark", *args], stdout=out,
+                                stderr=follower, text=True,
+                                env=dict(os.environ, COLUMNS="120", TERM="xterm"))
     os.close(follower)
     seen = b""
     while True:
@@ -83,9 +85,22 @@ def test_terminal_shows_progress_and_time_left(target: GoProcess, tmp_path: Path
             break
         seen += chunk
     os.close(leader)
-    assert proc.wait(timeout=30) == 0
-    text = seen.decode(errors="replace")
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_terminal_shows_progress_and_time_left(target: GoProcess, tmp_path: Path) -> None:
+    code, text = on_terminal(["collect", target.base_url, "-o", str(tmp_path / "b"),
+                              "--duration", "2s", "--interval", "1s"], tmp_path / "out")
+    assert code == 0
     assert "collecting" in text and re.search(r"\d+s left", text), text[-2000:]
+
+
+def test_diagnose_url_shows_progress_too(target: GoProcess, tmp_path: Path) -> None:
+    code, text = on_terminal(["diagnose", target.base_url, "--duration", "2s",
+                              "--interval", "1s"], tmp_path / "out")
+    assert code == 0, text[-2000:]
+    assert "collecting" in text and re.search(r"\d+s left", text), text[-2000:]
+    assert "main.fetch.func1" in (tmp_path / "out").read_text()  # the diagnosis follows
 
 
 def wait_for_snapshots(bundle: Path, n: int, timeout: float = 30) -> None:

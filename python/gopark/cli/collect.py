@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         out = out.with_name(out.name + ".zip")
     collect = collect_zip if zipped else collect_bundle
     options = collect_options(args)
-    display = _Display(sys.stderr, quiet=args.quiet, verbose=args.verbose)
+    display = ProgressDisplay(sys.stderr, quiet=args.quiet, verbose=args.verbose)
     try:
         with display:
             bundle = collect(args.url, out, options, progress=display.event)
@@ -118,8 +118,9 @@ class _Elapsed(ProgressColumn):
         return row
 
 
-class _Display:
-    """Progress bar on a terminal; nothing when piped, unless --verbose."""
+class ProgressDisplay:
+    """Progress of a collection: a bar with time left on a terminal, nothing when piped;
+    with ``verbose``, a line per request. Pass ``event`` as collect_bundle's callback."""
 
     def __init__(self, stream: TextIO, quiet: bool, verbose: bool) -> None:
         self.verbose = verbose and not quiet
@@ -128,7 +129,7 @@ class _Display:
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
-    def __enter__(self) -> _Display:
+    def __enter__(self) -> ProgressDisplay:
         if self.live:
             self.progress = Progress(
                 TextColumn("[bold]collecting[/]"), _Elapsed(time.monotonic()),

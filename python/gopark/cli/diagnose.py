@@ -10,6 +10,7 @@ from gopark.analysis.diagnose import diagnose
 from gopark.analysis.findings import VERDICTS, Finding
 from gopark.analysis.suspects import DEFAULT_THRESHOLD
 from gopark.cli.arguments import add_collection_arguments, collect_options
+from gopark.cli.collect import ProgressDisplay
 from gopark.errors import GoparkError
 from gopark.inputs import Inputs, collect_inputs, is_url, load_inputs
 from gopark.report import json as json_report
@@ -76,7 +77,9 @@ def _inputs(args: argparse.Namespace) -> Inputs:
     if sys.stderr.isatty():
         print(f"collecting from {urls[0]} for {args.duration:g} s (Ctrl-C: stop early and "
               "diagnose what was taken)…", file=sys.stderr)
-    return collect_inputs(urls[0], collect_options(args), keep=args.keep)
+    with ProgressDisplay(sys.stderr, quiet=False, verbose=False) as display:
+        return collect_inputs(urls[0], collect_options(args), keep=args.keep,
+                              progress=display.event)
 
 
 def failed(findings: list[Finding], fail_on: str | None) -> bool:
