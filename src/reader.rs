@@ -4,7 +4,9 @@
 //! Memory stays bounded by the largest generation: a generation's batches are freed
 //! once it is ordered, and callers may drop each generation's events after use.
 //! A v1 trace (Go 1.11–1.21) has no generations: it is read whole, then handed out as
-//! one generation.
+//! one generation; its memory grows with the file (its events are ordered globally,
+//! see `v1::parse`). A damaged v1 trace gives the events known before the damage, then
+//! the error.
 
 use std::io::{Chain, Cursor, Read};
 
@@ -166,6 +168,10 @@ impl<R: Read> TraceReader<R> {
         };
         if let Some(v1) = self.v1.as_deref_mut() {
             if v1.started {
+                // A damaged v1 trace: its events came first, the damage now.
+                if let Some(e) = v1.trace.damage.take() {
+                    return Err(e);
+                }
                 self.done = true;
                 v1.conv.finish(&mut out);
                 return Ok(false);
@@ -178,9 +184,9 @@ impl<R: Read> TraceReader<R> {
             self.generations.push(GenerationInfo {
                 genno: 1,
                 start_offset: HEADER_LEN as u64,
-                end_offset: tr.size,
+                end_offset: tr.good_bytes,
                 start_time: first_time,
-                ns_per_tick: 1e9 / tr.ticks_per_sec as f64,
+                ns_per_tick: tr.ns_per_tick(),
                 clock: None,
                 events: count,
                 experimental_bytes: 0,

@@ -156,7 +156,22 @@ impl Converter {
             return s;
         }
         let Some(pcs) = tr.stacks.get(&id) else {
-            return 0;
+            if !tr.frames_lost {
+                return 0;
+            }
+            // The stack table was lost with the end of the trace: one frame with no
+            // PC names the stack, so events keep telling their stacks apart.
+            let name = cat.string(&format!(
+                "(stack {id}: frames lost with the end of the trace)"
+            ));
+            let s = cat.stack(&[Frame {
+                pc: 0,
+                func: name,
+                file: 0,
+                line: 0,
+            }]);
+            self.stack_ids.insert(id, s);
+            return s;
         };
         let frames: Vec<Frame> = pcs
             .iter()
@@ -572,7 +587,11 @@ fn syscall_blocks(tr: &V1Trace) -> Vec<bool> {
     for i in (0..tr.order.len()).rev() {
         let e = tr.ordered(i);
         if e.typ == ev1::GO_SYS_CALL {
-            out[i] = next_of_g.get(&e.g) == Some(&ev1::GO_SYS_BLOCK);
+            out[i] = match next_of_g.get(&e.g) {
+                Some(&next) => next == ev1::GO_SYS_BLOCK,
+                // Its last event kept: the block may have been left out of a cut trace.
+                None => tr.blocked_after_cut.contains_key(&e.g),
+            };
         }
         next_of_g.insert(e.g, e.typ);
     }

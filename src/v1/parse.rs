@@ -182,9 +182,20 @@ pub struct V1Trace {
     pub strings: IdMap<u64, String>,
     /// User log messages, indexed by the events' args[3].
     pub inline_strings: Vec<String>,
+    /// Clock ticks per second; 0 if the trace was cut before its frequency event.
     pub ticks_per_sec: i64,
     /// File size, bytes.
     pub size: u64,
+    /// What stopped the reader early; the events are those known before it.
+    pub damage: Option<TraceError>,
+    /// Every event before this offset is kept (the file size if undamaged).
+    pub good_bytes: u64,
+    /// Cut trace: the goroutines whose syscall blocked just after the last event kept
+    /// (the block itself was left out).
+    pub blocked_after_cut: IdMap<u64, ()>,
+    /// Whether stacks may be missing from the stack table (damaged trace): events then
+    /// keep their stack IDs (see `Converter`), as a complete trace would have them.
+    pub frames_lost: bool,
 }
 
 impl V1Trace {
@@ -192,6 +203,15 @@ impl V1Trace {
     #[inline]
     pub fn ordered(&self, i: usize) -> &V1Event {
         &self.events[self.order[i] as usize]
+    }
+
+    /// Nanoseconds per clock tick (1 when the frequency is lost: times stay in ticks).
+    pub fn ns_per_tick(&self) -> f64 {
+        if self.ticks_per_sec > 0 {
+            1e9 / self.ticks_per_sec as f64
+        } else {
+            1.0
+        }
     }
 
     /// A string of the trace's table ("" for 0 or a missing ID).
@@ -260,20 +280,49 @@ struct ProcEvents {
     last_ts: i64,
 }
 
+/// What the byte reader collects, kept up to the first damaged event.
+#[derive(Default)]
+struct Decoded {
+    tr: V1Trace,
+    procs: Vec<ProcEvents>,
+    /// Every event, in file order (CPU samples included); the Ps and the CPU samples
+    /// keep lists of indexes into it, so the merge needs no second copy of the events.
+    all: Vec<V1Event>,
+    cpu_samples: Vec<u32>,
+    timer_goids: IdMap<u64, ()>,
+    /// Offset of the first event not read whole (the file size if all were).
+    good: usize,
+}
+
 /// Parse, order and check a whole v1 trace (`data` starts with the header).
+///
+/// A trace damaged or cut partway keeps what can be known before the damage (see
+/// `keep_known_prefix`) and says where in `damage`; with nothing readable it is an error.
 pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
-    let mut tr = V1Trace {
-        version,
-        size: data.len() as u64,
-        ..V1Trace::default()
+    let mut d = Decoded {
+        tr: V1Trace {
+            version,
+            size: data.len() as u64,
+            ..V1Trace::default()
+        },
+        good: HEADER_LEN.min(data.len()),
+        ..Decoded::default()
     };
-    let mut procs: Vec<ProcEvents> = Vec::new();
+    let damage = decode(data, version, &mut d).err();
+    order_and_check(d, damage)
+}
+
+/// Read the events, strings and stacks, stopping at the first damaged event.
+fn decode(data: &[u8], version: Version, d: &mut Decoded) -> Result<()> {
+    let Decoded {
+        tr,
+        procs,
+        all,
+        cpu_samples,
+        timer_goids,
+        good,
+    } = d;
     let mut proc_index: IdMap<i32, usize> = IdMap::default();
-    // Every event, in file order (CPU samples included); the Ps and the CPU samples
-    // keep lists of indexes into it, so the merge needs no second copy of the events.
-    let mut all: Vec<V1Event> = Vec::new();
-    let mut cpu_samples: Vec<u32> = Vec::new();
-    let mut timer_goids: IdMap<u64, ()> = IdMap::default();
     let mut inline_ids: HashMap<String, u64> = HashMap::new();
     let mut cur: Option<usize> = None;
     let mut c = Cursor {
@@ -283,6 +332,7 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
     let mut args: Vec<u64> = Vec::with_capacity(16);
     while c.off < data.len() {
         let start = c.off;
+        *good = start;
         let b = data[c.off];
         c.off += 1;
         let typ = b & 0x3f;
@@ -402,11 +452,11 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
             TIMER_GOROUTINE => {
                 timer_goids.insert(args[0], ());
             }
-            STACK => read_stack(&mut tr, &args, start)?,
+            STACK => read_stack(tr, &args, start)?,
             CPU_SAMPLE => {
                 // Written late by a separate worker: ordered by the time the signal
                 // handler recorded, not where it sits in the batch.
-                cpu_samples.push(index(&all, start)?);
+                cpu_samples.push(index(all, start)?);
                 all.push(V1Event {
                     ts: args[1] as i64,
                     p: args[2] as i32,
@@ -455,25 +505,65 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
                     }
                     _ => {}
                 }
-                pe.events.push(index(&all, start)?);
+                pe.events.push(index(all, start)?);
                 all.push(e);
             }
         }
     }
-    // The runtime writes the frequency when tracing stops: without it the trace was cut.
-    if tr.ticks_per_sec == 0 {
-        return Err(TraceError::new(
-            ErrorKind::Truncated,
-            data.len() as u64,
-            "no EvFrequency event: the v1 trace is incomplete (it ends before the frequency the runtime writes when tracing stops)",
-        ));
+    *good = data.len();
+    Ok(())
+}
+
+/// Order the events read and check them; `damage` is what stopped the byte reader.
+fn order_and_check(d: Decoded, damage: Option<TraceError>) -> Result<V1Trace> {
+    let Decoded {
+        mut tr,
+        mut procs,
+        all,
+        mut cpu_samples,
+        timer_goids,
+        good,
+    } = d;
+    // The runtime writes the frequency when tracing stops, after every batch: without
+    // it the trace was cut.
+    let damage = damage.or_else(|| {
+        (tr.ticks_per_sec == 0).then(|| {
+            TraceError::new(
+                ErrorKind::Truncated,
+                tr.size,
+                "no EvFrequency event: the v1 trace ends before the frequency the runtime writes when tracing stops",
+            )
+        })
+    });
+    if let Some(e) = damage.clone()
+        && all.is_empty()
+    {
+        return Err(match e.kind {
+            ErrorKind::Truncated if tr.ticks_per_sec == 0 && good == tr.size as usize => {
+                TraceError::new(
+                    e.kind,
+                    e.offset,
+                    "no events: the v1 trace ends before its first event",
+                )
+            }
+            _ => e,
+        });
+    }
+    // Cut before the frequency, some events of every P are missing; cut after it,
+    // only stacks and strings are.
+    let partial = damage.is_some() && tr.ticks_per_sec == 0;
+    let mut good = good as u64;
+    if partial {
+        let first_left_out = keep_known_prefix(&all, &mut procs, &mut cpu_samples, &mut tr);
+        good = good.min(first_left_out);
     }
     let mut events = all;
-    let mut order = merge(&mut events, &mut procs, cpu_samples)?;
-    fix_syscall_exits(&mut events, &mut order)?;
+    let mut order = merge(&mut events, &mut procs, cpu_samples, partial)?;
+    fix_syscall_exits(&mut events, &mut order, partial)?;
     if let Some(&first) = order.first() {
         let min = events[first as usize].ts;
-        let ns_per_tick = 1e9 / tr.ticks_per_sec as f64;
+        // Without the frequency, times stay in clock ticks.
+        let ns_per_tick = tr.ns_per_tick();
         for e in &mut events {
             e.ts = (e.ts.wrapping_sub(min) as f64 * ns_per_tick) as i64;
             if e.typ == GO_UNBLOCK && timer_goids.contains_key(&e.g) {
@@ -484,10 +574,76 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
             }
         }
     }
-    check(&mut events, &order, &tr.stacks)?;
+    tr.frames_lost = damage.is_some();
+    check(&mut events, &order, &tr.stacks, !partial, tr.frames_lost)?;
+    if let Some(e) = damage {
+        if order.is_empty() {
+            return Err(e);
+        }
+        tr.damage = Some(if partial { explain_partial(e) } else { e });
+        tr.good_bytes = good;
+    } else {
+        tr.good_bytes = tr.size;
+    }
     tr.events = events;
     tr.order = order;
     Ok(tr)
+}
+
+/// The damage message, plus what a v1 trace cut before its end loses.
+fn explain_partial(mut e: TraceError) -> TraceError {
+    e.message.push_str(
+        "; kept the events up to where every P's events are known (a v1 trace keeps its \
+         clock frequency and stack table at the end: times are in clock ticks, stacks \
+         have no frames)",
+    );
+    e
+}
+
+/// Keep, of a trace cut before its end, only what is known for every P.
+///
+/// A P's events reach the file in batches written when its buffer fills, so each P's
+/// events after its last batch before the cut are unknown, and they may be older than
+/// the other Ps' known events. So every P's events stop at the earliest time where
+/// some P's known events run out. The buffer of events without a P and the CPU samples
+/// are written at the end of the trace: what of them the cut lost stays lost (an event
+/// that waits on one of them is taken at its own time, see `merge`).
+///
+/// Returns the offset of the first event left out (u64::MAX if none).
+fn keep_known_prefix(
+    all: &[V1Event],
+    procs: &mut [ProcEvents],
+    cpu: &mut Vec<u32>,
+    tr: &mut V1Trace,
+) -> u64 {
+    let real = procs.iter().filter(|p| p.pid >= 0).map(|p| p.last_ts).min();
+    let Some(limit) = real.or_else(|| procs.iter().map(|p| p.last_ts).min()) else {
+        return u64::MAX;
+    };
+    let known = |k: &u32| all[*k as usize].ts < limit;
+    let mut first_left_out = u64::MAX;
+    for p in procs.iter_mut() {
+        // Times only grow along a P's events, so the known ones are a prefix.
+        let n = p
+            .events
+            .iter()
+            .position(|k| !known(k))
+            .unwrap_or(p.events.len());
+        if let Some(&k) = p.events.get(n) {
+            let e = &all[k as usize];
+            first_left_out = first_left_out.min(e.off);
+            // Tells whether the syscall just before it blocked.
+            if e.typ == GO_SYS_BLOCK {
+                tr.blocked_after_cut.insert(e.g, ());
+            }
+        }
+        p.events.truncate(n);
+    }
+    for &k in cpu.iter().filter(|k| !known(k)) {
+        first_left_out = first_left_out.min(all[k as usize].off);
+    }
+    cpu.retain(known);
+    first_left_out
 }
 
 fn read_stack(tr: &mut V1Trace, args: &[u64], off: usize) -> Result<()> {
@@ -594,6 +750,11 @@ impl Frontier {
         }
     }
 
+    /// The earliest time in the heap.
+    fn min(&self) -> Option<i64> {
+        self.heap.first().map(|h| h.0)
+    }
+
     fn pop(&mut self) -> Option<usize> {
         let h = &mut self.heap;
         let n = h.len().checked_sub(1)?;
@@ -627,7 +788,16 @@ fn index(all: &[V1Event], off: usize) -> Result<u32> {
 /// Merge the Ps' streams: repeatedly take, among the Ps' next events whose goroutine
 /// is in the state they need, the earliest one. Correct even where clocks disagree.
 /// Returns that order, as indexes into `events`.
-fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) -> Result<Vec<u32>> {
+///
+/// `lenient` is for a trace cut short, where an event may wait on one that was lost
+/// (an unblock from the buffer without a P, written at the end): once no event that
+/// can be taken is earlier, such an event is taken anyway, at its own time.
+fn merge(
+    events: &mut [V1Event],
+    procs: &mut [ProcEvents],
+    mut cpu: Vec<u32>,
+    lenient: bool,
+) -> Result<Vec<u32>> {
     cpu.sort_by_key(|&i| events[i as usize].ts);
     let mut streams: Vec<Vec<u32>> = procs
         .iter_mut()
@@ -641,6 +811,8 @@ fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) ->
     let mut order: Vec<u32> = Vec::with_capacity(events.len());
     loop {
         let mut i = 0;
+        // The earliest next event that is not ready: (time, stream).
+        let mut stuck: Option<(i64, usize)> = None;
         while i < waiting.len() {
             let s = waiting[i];
             let Some(&k) = streams[s].get(next[s]) else {
@@ -656,29 +828,39 @@ fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) ->
                 frontier.push(e.ts, s);
                 waiting.swap_remove(i);
             } else {
+                if stuck.is_none_or(|(t, _)| e.ts < t) {
+                    stuck = Some((e.ts, s));
+                }
                 i += 1;
             }
         }
-        let Some(s) = frontier.pop() else {
-            if let Some(&s) = waiting.first() {
-                let e = &events[streams[s][next[s]] as usize];
-                return Err(inconsistent(
-                    e.off,
-                    format!(
-                        "no consistent ordering of events possible (stuck at {} on P {})",
-                        name(e.typ),
-                        e.p
-                    ),
-                ));
+        let forced = match stuck {
+            Some((t, s)) if lenient && frontier.min().is_none_or(|m| t < m) => Some(s),
+            _ => None,
+        };
+        let s = match forced.or_else(|| frontier.pop()) {
+            Some(s) => s,
+            None => {
+                if let Some((_, s)) = stuck {
+                    let e = &events[streams[s][next[s]] as usize];
+                    return Err(inconsistent(
+                        e.off,
+                        format!(
+                            "no consistent ordering of events possible (stuck at {} on P {})",
+                            name(e.typ),
+                            e.p
+                        ),
+                    ));
+                }
+                break;
             }
-            break;
         };
         let k = streams[s][next[s]];
         next[s] += 1;
         let e = &mut events[k as usize];
         if let Some((g, init, mut to)) = transition_of(e) {
             let cur = gs.get(&g).copied().unwrap_or_default();
-            if !ready(cur, init) {
+            if !ready(cur, init) && !lenient {
                 return Err(inconsistent(
                     e.off,
                     format!("impossible goroutine state transition at {}", name(e.typ)),
@@ -699,11 +881,17 @@ fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) ->
             t => t,
         };
         order.push(k);
-        waiting.push(s);
+        // A forced stream never left the waiting list.
+        if forced.is_none() {
+            waiting.push(s);
+        }
     }
-    if let Some(w) = order
-        .windows(2)
-        .find(|w| events[w[1] as usize].ts < events[w[0] as usize].ts)
+    // (In a cut trace, times of events taken anyway may disagree; they are stamped in
+    // order when converted.)
+    if !lenient
+        && let Some(w) = order
+            .windows(2)
+            .find(|w| events[w[1] as usize].ts < events[w[0] as usize].ts)
     {
         return Err(inconsistent(
             events[w[1] as usize].off,
@@ -715,7 +903,8 @@ fn merge(events: &mut [V1Event], procs: &mut [ProcEvents], mut cpu: Vec<u32>) ->
 
 /// A syscall exit is written after the fact, carrying when it really happened: move it
 /// there (keeping the order of equal times).
-fn fix_syscall_exits(events: &mut [V1Event], order: &mut [u32]) -> Result<()> {
+/// `lenient` (a trace cut short): an exit whose block was lost stays where it is.
+fn fix_syscall_exits(events: &mut [V1Event], order: &mut [u32], lenient: bool) -> Result<()> {
     let mut last_block: IdMap<u64, i64> = IdMap::default();
     let mut moved = Vec::new();
     for (i, &k) in order.iter().enumerate() {
@@ -730,6 +919,9 @@ fn fix_syscall_exits(events: &mut [V1Event], order: &mut [u32]) -> Result<()> {
                     continue;
                 }
                 let block = last_block.get(&e.g).copied().unwrap_or(0);
+                if lenient && (block == 0 || ts < block) {
+                    continue;
+                }
                 if block == 0 {
                     return Err(inconsistent(e.off, "stray syscall exit"));
                 }
@@ -847,7 +1039,16 @@ struct PDesc {
 /// goroutine is blocked before it is unblocked, ...) and fill in what the checks learn:
 /// a goroutine's first start carries its creation stack, network unblocks go on the
 /// netpoll pseudo-P, the GC on the GC pseudo-P.
-fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -> Result<()> {
+///
+/// Not `strict` (a trace cut short, whose lost events leave gaps), problems are passed
+/// over. With `frames_lost`, stack IDs missing from the table are kept.
+fn check(
+    events: &mut [V1Event],
+    order: &[u32],
+    stacks: &IdMap<u32, Vec<u64>>,
+    strict: bool,
+    frames_lost: bool,
+) -> Result<()> {
     let mut gs: IdMap<u64, GDesc> = IdMap::default();
     let mut ps: IdMap<i32, PDesc> = IdMap::default();
     let mut tasks: IdMap<u64, ()> = IdMap::default();
@@ -865,22 +1066,21 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
         let e = &mut events[k as usize];
         let at = e.off;
         let what = name(e.typ);
-        let err = |msg: String| Err(inconsistent(at, msg));
+        let err = |msg: String| -> Result<()> {
+            if strict {
+                return Err(inconsistent(at, msg));
+            }
+            Ok(())
+        };
         let running = |p: &PDesc, g: &GDesc, e: &V1Event, allow_g0: bool| -> Result<()> {
             if g.state != RUNNING {
-                return Err(inconsistent(
-                    at,
-                    format!("g {} is not running while {what}", e.g),
-                ));
+                err(format!("g {} is not running while {what}", e.g))?;
             }
             if p.g != e.g {
-                return Err(inconsistent(
-                    at,
-                    format!("p {} is not running g {} while {what}", e.p, e.g),
-                ));
+                err(format!("p {} is not running g {} while {what}", e.p, e.g))?;
             }
             if !allow_g0 && e.g == 0 {
-                return Err(inconsistent(at, format!("g 0 did {what}")));
+                err(format!("g 0 did {what}"))?;
             }
             Ok(())
         };
@@ -888,66 +1088,66 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
             PROC_START => {
                 let p = ps.entry(e.p).or_default();
                 if p.running {
-                    return err(format!("p {} is running before start", e.p));
+                    err(format!("p {} is running before start", e.p))?;
                 }
                 p.running = true;
             }
             PROC_STOP => {
                 let p = ps.entry(e.p).or_default();
                 if !p.running {
-                    return err(format!("p {} is not running before stop", e.p));
+                    err(format!("p {} is not running before stop", e.p))?;
                 }
                 if p.g != 0 {
-                    return err(format!(
+                    err(format!(
                         "p {} is running a goroutine {} during stop",
                         e.p, p.g
-                    ));
+                    ))?;
                 }
                 p.running = false;
             }
             GC_START => {
                 if in_gc {
-                    return err("previous GC is not ended before a new one".into());
+                    err("previous GC is not ended before a new one".into())?;
                 }
                 in_gc = true;
                 e.p = GC_P;
             }
             GC_DONE => {
                 if !in_gc {
-                    return err("bogus GC end".into());
+                    err("bogus GC end".into())?;
                 }
                 in_gc = false;
             }
             STW_START => {
                 if in_stw {
-                    return err("previous STW is not ended before a new one".into());
+                    err("previous STW is not ended before a new one".into())?;
                 }
                 in_stw = true;
             }
             STW_DONE => {
                 if !in_stw {
-                    return err("bogus STW end".into());
+                    err("bogus STW end".into())?;
                 }
                 in_stw = false;
             }
             GC_SWEEP_START => {
                 let p = ps.entry(e.p).or_default();
                 if p.sweeping {
-                    return err("previous sweeping is not ended before a new one".into());
+                    err("previous sweeping is not ended before a new one".into())?;
                 }
                 p.sweeping = true;
             }
             GC_SWEEP_DONE => {
                 let p = ps.entry(e.p).or_default();
                 if !p.sweeping {
-                    return err("bogus sweeping end".into());
+                    err("bogus sweeping end".into())?;
                 }
                 p.sweeping = false;
             }
             GC_MARK_ASSIST_START => {
                 let m = marking.entry(e.g).or_default();
                 if *m {
-                    return err("previous mark assist is not ended before a new one".into());
+                    err("previous mark assist is not ended before a new one".into())?;
                 }
                 *m = true;
             }
@@ -957,7 +1157,7 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
             GO_WAITING | GO_IN_SYSCALL => {
                 let g = gs.entry(e.g).or_default();
                 if g.state != RUNNABLE {
-                    return err(format!("g {} is not runnable before {what}", e.g));
+                    err(format!("g {} is not runnable before {what}", e.g))?;
                 }
                 g.state = WAITING;
                 g.last = e.typ;
@@ -967,7 +1167,7 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
                 let p = ps.get(&e.p).copied().unwrap_or_default();
                 running(&p, &g, e, true)?;
                 if gs.contains_key(&e.args[0]) {
-                    return err(format!("g {} already exists", e.args[0]));
+                    err(format!("g {} already exists", e.args[0]))?;
                 }
                 gs.insert(
                     e.args[0],
@@ -982,13 +1182,13 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
                 let g = gs.entry(e.g).or_default();
                 let p = ps.entry(e.p).or_default();
                 if g.state != RUNNABLE {
-                    return err(format!("g {} is not runnable before start", e.g));
+                    err(format!("g {} is not runnable before start", e.g))?;
                 }
                 if p.g != 0 {
-                    return err(format!(
+                    err(format!(
                         "p {} is already running g {} while start g {}",
                         e.p, p.g, e.g
-                    ));
+                    ))?;
                 }
                 g.state = RUNNING;
                 p.g = e.g;
@@ -1032,14 +1232,14 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
                 let g = gs.get(&e.g).copied().unwrap_or_default();
                 let p = ps.get(&e.p).copied().unwrap_or_default();
                 if g.state != RUNNING {
-                    return err(format!("g {} is not running while unpark", e.g));
+                    err(format!("g {} is not running while unpark", e.g))?;
                 }
                 if e.p != TIMER_P && p.g != e.g {
-                    return err(format!("p {} is not running g {} while unpark", e.p, e.g));
+                    err(format!("p {} is not running g {} while unpark", e.p, e.g))?;
                 }
                 let g1 = gs.entry(e.args[0]).or_default();
                 if g1.state != WAITING {
-                    return err(format!("g {} is not waiting before unpark", e.args[0]));
+                    err(format!("g {} is not waiting before unpark", e.args[0]))?;
                 }
                 if g1.last == GO_BLOCK_NET {
                     e.p = NETPOLL_P;
@@ -1050,7 +1250,7 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
             GO_SYS_EXIT => {
                 let g = gs.entry(e.g).or_default();
                 if g.state != WAITING {
-                    return err(format!("g {} is not waiting during syscall exit", e.g));
+                    err(format!("g {} is not waiting during syscall exit", e.g))?;
                 }
                 g.state = RUNNABLE;
                 g.last = e.typ;
@@ -1058,7 +1258,7 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
             USER_TASK_CREATE => {
                 let fresh = tasks.insert(e.args[0], ()).is_none();
                 if !fresh {
-                    return err(format!("task id conflicts (id:{})", e.args[0]));
+                    err(format!("task id conflicts (id:{})", e.args[0]))?;
                 }
             }
             USER_TASK_END => {
@@ -1071,20 +1271,20 @@ fn check(events: &mut [V1Event], order: &[u32], stacks: &IdMap<u32, Vec<u64>>) -
                     1 => {
                         if let Some(&(task, typ)) = stack.last() {
                             if task != e.args[0] || typ != e.args[2] {
-                                return err(format!(
+                                err(format!(
                                     "misuse of region in goroutine {}: the end does not match the innermost active region",
                                     e.g
-                                ));
+                                ))?;
                             }
                             stack.pop();
                         }
                     }
-                    m => return err(format!("invalid user region mode {m}")),
+                    m => err(format!("invalid user region mode {m}"))?,
                 }
             }
             _ => {}
         }
-        if e.stk != 0 && stacks.get(&e.stk).is_none_or(Vec::is_empty) {
+        if e.stk != 0 && !frames_lost && stacks.get(&e.stk).is_none_or(Vec::is_empty) {
             e.stk = 0;
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::error::ErrorKind;
 use crate::event::{gstate, kind, pstate};
-use crate::reader::read_all;
+use crate::reader::{TraceReader, read_all};
 use crate::spec::ev;
 
 fn uv(out: &mut Vec<u8>, mut x: u64) {
@@ -113,22 +113,194 @@ fn small_trace_converts_like_go() {
     assert_eq!(events[2].tstack, block.tstack);
 }
 
+/// Two Ps and the buffer without a P. P0: g5 is created, runs, blocks on a receive,
+/// is woken by the P-less buffer (written last, as the runtime does), runs again and
+/// ends. P1 starts early and stops late.
+fn two_p_trace() -> TwoPs {
+    let mut b = b"go 1.21 trace\0\0\0".to_vec();
+    let batch = |b: &mut Vec<u8>, p: u64, ts: u64| {
+        b.push(1 | (1 << 6));
+        uv(b, p);
+        uv(b, ts);
+    };
+    batch(&mut b, 0, 100);
+    event(&mut b, 4, &[1, 2, 0]); // 101 Gomaxprocs 2
+    event(&mut b, 5, &[1, 7]); // 102 ProcStart on thread 7
+    event(&mut b, 13, &[1, 5, 1, 0]); // 103 GoCreate g5, stack 1
+    event(&mut b, 14, &[1, 5, 1]); // 104 GoStart g5 seq 1
+    event(&mut b, 23, &[1, 1]); // 105 GoBlockRecv, stack 1
+    batch(&mut b, 1, 100);
+    event(&mut b, 5, &[6, 8]); // 106 ProcStart on thread 8
+    let p1_stop = b.len();
+    event(&mut b, 6, &[14]); // 120 ProcStop
+    let second = b.len();
+    batch(&mut b, 0, 110);
+    event(&mut b, 14, &[1, 5, 3]); // 111 GoStart g5 seq 3
+    event(&mut b, 15, &[1]); // 112 GoEnd
+    let stop = b.len();
+    event(&mut b, 6, &[1]); // 113 ProcStop
+    let no_p = b.len();
+    b.push(1 | (1 << 6));
+    uv(&mut b, u64::MAX); // the buffer without a P
+    uv(&mut b, 107);
+    event(&mut b, 21, &[1, 5, 2, 0]); // 108 GoUnblock g5 seq 2
+    let freq = b.len();
+    event(&mut b, 2, &[1_000_000_000]); // Frequency
+    event(&mut b, 3, &[1, 1, 0x401000, 1, 2, 7]); // Stack 1: main.work at main.go:7
+    string(&mut b, 1, "main.work");
+    string(&mut b, 2, "main.go");
+    TwoPs {
+        data: b,
+        p1_stop,
+        second,
+        stop,
+        no_p,
+        freq,
+    }
+}
+
+/// `two_p_trace` and offsets in it.
+struct TwoPs {
+    data: Vec<u8>,
+    /// P1's ProcStop, P0's second batch, P0's last event (ProcStop), the P-less
+    /// batch, the frequency.
+    p1_stop: usize,
+    second: usize,
+    stop: usize,
+    no_p: usize,
+    freq: usize,
+}
+
+/// (wire type, goroutine or resource, proc) of the events that are not Syncs.
+fn shape(events: &[crate::event::Event]) -> Vec<(u8, i64, i64)> {
+    events
+        .iter()
+        .filter(|e| e.kind != kind::SYNC)
+        .map(|e| (e.typ, e.resource, e.p))
+        .collect()
+}
+
 #[test]
-fn cut_anywhere_is_an_error_with_an_offset() {
-    let data = small_trace();
-    // v1 has no end marker: a cut after the frequency (before the stack and the two
-    // strings, 33 bytes) may still read, with names missing.
-    let tables = data.len() - 33;
+fn cut_trace_keeps_what_every_p_knows() {
+    let TwoPs {
+        data,
+        p1_stop,
+        no_p,
+        ..
+    } = two_p_trace();
+    let (full, _, err) = read_all(&data);
+    assert_eq!(err, None);
+    // Cut where the P-less batch starts: the unblock of g5 and the frequency are lost.
+    let mut r = TraceReader::new(&data[..no_p]).unwrap();
+    let mut events = Vec::new();
+    assert!(r.next_generation(&mut events).unwrap());
+    let err = r.next_generation(&mut events).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Truncated);
+    assert_eq!(err.offset, no_p as u64);
+    assert!(err.message.contains("times are in clock ticks"), "{err}");
+    assert!(r.is_done());
+    // P1's events are known up to 120 and P0's up to 113, so everything before 113 is
+    // kept: g5's second start, whose unblock was lost, comes at its own time.
+    use ev::*;
+    let g5 = 5;
+    assert_eq!(
+        shape(&events),
+        [
+            (PROC_STATUS, 0, 0),
+            (GO_CREATE, g5, 0),
+            (GO_START, g5, 0),
+            (GO_BLOCK, g5, 0),
+            (PROC_STATUS, 1, 1),
+            (GO_START, g5, 0),
+            (GO_DESTROY, g5, 0),
+        ]
+    );
+    // They are the whole trace's events, minus the lost unblock and what follows 113.
+    let mut want = shape(&full);
+    want.retain(|&(t, _, _)| t != GO_UNBLOCK && t != PROC_STOP);
+    assert_eq!(shape(&events), want);
+    // Times stay in ticks (since the first event), the stack keeps its ID without frames.
+    let info = &r.generations[0];
+    assert_eq!(info.ns_per_tick, 1.0);
+    assert_eq!(info.end_offset, p1_stop as u64, "the first event left out");
+    let times: Vec<i64> = events.iter().skip(1).map(|e| e.time).collect();
+    assert_eq!(times, [1, 2, 3, 4, 5, 10, 11]);
+    let block = &events[4];
+    assert_eq!(block.typ, GO_BLOCK);
+    assert_ne!(block.tstack, 0);
+    assert_eq!(
+        events[2].tstack, block.tstack,
+        "GoCreate and GoBlock name stack 1"
+    );
+    let frames = r.catalog.stack_frames(block.tstack);
+    assert_eq!(frames.len(), 1);
+    let f = r.catalog.frames()[frames[0] as usize];
+    assert_eq!(f.pc, 0);
+    assert!(
+        r.catalog
+            .get_string(f.func)
+            .contains("stack 1: frames lost")
+    );
+}
+
+#[test]
+fn cut_anywhere_keeps_a_prefix_of_each_p_or_is_an_error() {
+    let TwoPs {
+        data, second, freq, ..
+    } = two_p_trace();
+    let (full, _, _) = read_all(&data);
+    let per_p = |ev: &[crate::event::Event], p: i64| -> Vec<(u8, i64)> {
+        shape(ev)
+            .into_iter()
+            .filter(|s| s.2 == p)
+            .map(|s| (s.0, s.1))
+            .collect()
+    };
+    let mut kept_some = 0;
     for n in 0..data.len() {
         let (events, _, err) = read_all(&data[..n]);
-        match err {
-            Some(err) => {
-                assert!(err.offset <= n as u64, "cut at {n}: {err}");
-                assert!(events.is_empty());
-            }
-            None => assert!(n >= tables, "cut at {n} read without error"),
+        if events.is_empty() {
+            // Nothing readable: an error that names a byte of what is there.
+            let err = err.unwrap_or_else(|| panic!("cut at {n}: no events and no error"));
+            assert!(err.offset <= n as u64, "cut at {n}: {err}");
+            assert!(
+                n < second,
+                "cut at {n}: both Ps are known, yet nothing kept"
+            );
+            continue;
         }
+        kept_some += 1;
+        // v1 has no end marker: a cut between the tables that follow the frequency
+        // cannot be seen.
+        assert!(err.is_some() || n > freq, "cut at {n} read without damage");
+        for p in [0, 1] {
+            let (got, want) = (per_p(&events, p), per_p(&full, p));
+            assert!(
+                got.len() <= want.len() && got == want[..got.len()],
+                "cut at {n}, P{p}"
+            );
+        }
+        let times: Vec<i64> = events.iter().map(|e| e.time).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "cut at {n}: {times:?}"
+        );
     }
+    assert!(kept_some > 20);
+}
+
+#[test]
+fn a_flipped_event_type_is_damage_like_a_cut_there() {
+    let TwoPs { data, stop, .. } = two_p_trace();
+    let mut flipped = data.clone();
+    flipped[stop] &= 0xc0; // event type 0: there is none
+    let (got, _, err) = read_all(&flipped);
+    let err = err.unwrap();
+    assert_eq!((err.kind, err.offset), (ErrorKind::Malformed, stop as u64));
+    assert!(err.message.contains("unknown event type 0"), "{err}");
+    let (cut, _, _) = read_all(&data[..stop]);
+    assert!(!got.is_empty());
+    assert_eq!(shape(&got), shape(&cut));
 }
 
 #[test]
