@@ -304,6 +304,11 @@ def test_zips_that_are_not_one_bundle(nested: Path, flat: Path, tmp_path: Path) 
     with pytest.raises(InputError, match=r"holds several bundles \(b/manifest\.json, "
                                          r"c/manifest\.json\)"):
         open_bundle(two)
+    victim = first_member(nested, "-heap.pb.gz")
+    with pytest.warns(UserWarning, match="Duplicate name"):  # zipfile warns, and writes it
+        twice = rezip(nested, tmp_path / "twice.zip", extra={victim: b"another"})
+    with pytest.raises(InputError, match=rf"^{twice}: member '{victim}': appears twice"):
+        open_bundle(twice)
     none = rezip(nested, tmp_path / "none.zip", drop="b/manifest.json")
     with pytest.raises(InputError, match="not a gopark bundle"):
         open_bundle(none)
@@ -312,7 +317,6 @@ def test_zips_that_are_not_one_bundle(nested: Path, flat: Path, tmp_path: Path) 
         z.writestr("x/y/manifest.json", "{}")
     with pytest.raises(InputError, match="not a gopark bundle"):
         open_bundle(deep)
-    victim = first_member(nested, "-heap.pb.gz")
     missing = rezip(nested, tmp_path / "missing.zip", drop=victim)
     with pytest.raises(InputError, match=rf"^{missing}:{victim}: listed in manifest\.json "
                                          "but missing"):

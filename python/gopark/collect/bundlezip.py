@@ -88,25 +88,37 @@ class BundleZip:
     def __init__(self, path: Path, manifest_name: str) -> None:
         self.path = path
         self._zip = self._open(path)
-        names = [i.filename for i in self._zip.infolist()]
-        for name in names:
+        try:
+            self.members = self._check_members()
+            self.prefix = self._find_bundle(manifest_name)
+        except InputError:
+            self._zip.close()
+            raise
+
+    def _check_members(self) -> dict[str, zipfile.ZipInfo]:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in self._zip.infolist():
+            name = info.filename
             if _unsafe(name):
-                raise InputError(str(path), f"member {name!r}",
+                raise InputError(str(self.path), f"member {name!r}",
                                  "path escapes the archive (.. or absolute): refused")
-        if len(set(names)) != len(names):
-            twice = next(n for n in names if names.count(n) > 1)
-            raise InputError(str(path), f"member {twice!r}", "appears twice in the zip")
-        self.members = {i.filename: i for i in self._zip.infolist() if not i.is_dir()}
+            if name in members:
+                raise InputError(str(self.path), f"member {name!r}", "appears twice in the zip")
+            members[name] = info
+        return {name: info for name, info in members.items() if not info.is_dir()}
+
+    def _find_bundle(self, manifest_name: str) -> str:
+        """The folder holding the manifest: "" or "NAME/" (one level down at most)."""
         manifests = [n for n in self.members
                      if n.rpartition("/")[2] == manifest_name and n.count("/") <= 1
-                     and not n.startswith("__MACOSX/")]
+                     and not n.startswith("__MACOSX/")]  # macOS's resource forks
         if not manifests:
-            raise InputError(str(path), None, f"not a gopark bundle (no {manifest_name} at "
-                             "the top of the zip or in a folder at its top)")
+            raise InputError(str(self.path), None, f"not a gopark bundle (no {manifest_name} "
+                             "at the top of the zip or in a folder at its top)")
         if len(manifests) > 1:
-            raise InputError(str(path), None, f"holds several bundles ({', '.join(manifests)})"
-                             "; zip one bundle per file")
-        self.prefix = manifests[0][:-len(manifest_name)]
+            raise InputError(str(self.path), None, f"holds several bundles "
+                             f"({', '.join(manifests)}); zip one bundle per file")
+        return manifests[0][:-len(manifest_name)]
 
     @staticmethod
     def _open(path: Path) -> zipfile.ZipFile:
