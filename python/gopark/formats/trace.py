@@ -277,6 +277,7 @@ class TraceReader:
             raise InputError(self.source, f"byte {offset}", f"{message} [{kind}]") from None
         self.version: int = self._raw.version()
         self._summary: TraceSummary | None = None
+        self._facts: FactColumns | None = None
 
     def generations(self) -> Iterator[EventTable]:
         """Each generation's events in order (the last one ends with the closing Sync).
@@ -322,12 +323,14 @@ class TraceReader:
 
     def facts(self) -> FactColumns:
         """Step 2's facts, for a reader opened with ``facts=True``: reads what is left
-        (like `summary()`, which it calls) and hands the columns over (once)."""
-        self.summary()
-        raw = self._raw.facts()
-        if raw is None:
-            raise ValueError("facts were not gathered: open the reader with facts=True")
-        return _fact_columns(raw)
+        (like `summary()`, which it calls)."""
+        if self._facts is None:
+            self.summary()
+            raw = self._raw.facts()
+            if raw is None:
+                raise ValueError("facts were not gathered: open the reader with facts=True")
+            self._facts = _fact_columns(raw)
+        return self._facts
 
     def load(self) -> Trace:
         """Read what is left, keeping every event."""
