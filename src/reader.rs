@@ -71,7 +71,7 @@ impl<R: Read> TraceReader<R> {
             let mut data = h.to_vec();
             src.read_to_end(&mut data)
                 .map_err(|e| io_error(e, data.len() as u64))?;
-            let trace = crate::v1::parse(&data, version)?;
+            let trace = crate::v1::parse(data, version)?;
             let conv = Converter::new(&trace, &mut catalog);
             let v1 = V1Source {
                 trace,

@@ -561,7 +561,7 @@ impl Converter {
                 e.name = cat.string(tr.string(a[1]));
                 let msg = tr
                     .inline_strings
-                    .get(a[3] as usize)
+                    .get(a[2] as usize)
                     .map(String::as_str)
                     .unwrap_or("");
                 e.message = cat.string(msg);

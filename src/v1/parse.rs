@@ -2,8 +2,12 @@
 //! frequency, merged into one stream ordered by the goroutines' sequence numbers and
 //! then by time, checked for consistency the way Go's old reader checks it.
 //!
-//! The v1 format keeps its tables and frequency at the end of the file, so the whole
-//! trace is read before anything can be ordered (Go's own reader does the same).
+//! The v1 format keeps its tables and frequency at the end of the file, and a P's
+//! events may sit anywhere later in the file than events of other Ps that come after
+//! them, so the whole trace is read before anything can be ordered (Go's own reader
+//! does the same). Memory is therefore bounded by the file, not by a generation: the
+//! bytes while decoding (freed before ordering), then 56 bytes per event plus two
+//! 4-byte indexes per event while merging (about 17 times the file on busy traces).
 //! Every length comes from the input and is checked against the bytes that are there
 //! before anything is allocated for it.
 
@@ -154,12 +158,13 @@ pub struct V1Event {
     /// Ticks while ordering; nanoseconds since the first event after `parse`.
     pub ts: i64,
     pub g: u64,
-    pub args: [u64; 4],
+    /// Up to three arguments; a user log's message is args[2] (see `inline_strings`).
+    pub args: [u64; 3],
     pub stk: u32,
     pub p: i32,
+    /// Byte offset of the event in the file (for messages; files are under 4 GiB).
+    pub off: u32,
     pub typ: u8,
-    /// Byte offset of the event in the file (for messages).
-    pub off: u64,
 }
 
 /// A frame of the PC table.
@@ -180,7 +185,7 @@ pub struct V1Trace {
     pub stacks: IdMap<u32, Vec<u64>>,
     pub pcs: IdMap<u64, PcFrame>,
     pub strings: IdMap<u64, String>,
-    /// User log messages, indexed by the events' args[3].
+    /// User log messages, indexed by the events' args[2].
     pub inline_strings: Vec<String>,
     /// Clock ticks per second; 0 if the trace was cut before its frequency event.
     pub ticks_per_sec: i64,
@@ -298,7 +303,14 @@ struct Decoded {
 ///
 /// A trace damaged or cut partway keeps what can be known before the damage (see
 /// `keep_known_prefix`) and says where in `damage`; with nothing readable it is an error.
-pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
+pub fn parse(data: Vec<u8>, version: Version) -> Result<V1Trace> {
+    if u32::try_from(data.len()).is_err() {
+        return Err(TraceError::new(
+            ErrorKind::Unsupported,
+            0,
+            "v1 traces of 4 GiB or more are not supported",
+        ));
+    }
     let mut d = Decoded {
         tr: V1Trace {
             version,
@@ -308,7 +320,9 @@ pub fn parse(data: &[u8], version: Version) -> Result<V1Trace> {
         good: HEADER_LEN.min(data.len()),
         ..Decoded::default()
     };
-    let damage = decode(data, version, &mut d).err();
+    let damage = decode(&data, version, &mut d).err();
+    // Everything needed is decoded: free the bytes before ordering.
+    drop(data);
     order_and_check(d, damage)
 }
 
@@ -463,7 +477,7 @@ fn decode(data: &[u8], version: Version, d: &mut Decoded) -> Result<()> {
                     g: args[3],
                     stk: args[4] as u32,
                     typ,
-                    off: start as u64,
+                    off: start as u32,
                     ..V1Event::default()
                 });
             }
@@ -473,7 +487,7 @@ fn decode(data: &[u8], version: Version, d: &mut Decoded) -> Result<()> {
                     typ,
                     p: pe.pid,
                     g: pe.last_g,
-                    off: start as u64,
+                    off: start as u32,
                     ..V1Event::default()
                 };
                 e.ts = pe.last_ts.wrapping_add(args[0] as i64);
@@ -501,7 +515,7 @@ fn decode(data: &[u8], version: Version, d: &mut Decoded) -> Result<()> {
                             tr.inline_strings.push(msg);
                             next
                         });
-                        e.args[3] = id;
+                        e.args[2] = id;
                     }
                     _ => {}
                 }
@@ -631,7 +645,7 @@ fn keep_known_prefix(
             .unwrap_or(p.events.len());
         if let Some(&k) = p.events.get(n) {
             let e = &all[k as usize];
-            first_left_out = first_left_out.min(e.off);
+            first_left_out = first_left_out.min(e.off.into());
             // Tells whether the syscall just before it blocked.
             if e.typ == GO_SYS_BLOCK {
                 tr.blocked_after_cut.insert(e.g, ());
@@ -640,7 +654,7 @@ fn keep_known_prefix(
         p.events.truncate(n);
     }
     for &k in cpu.iter().filter(|k| !known(k)) {
-        first_left_out = first_left_out.min(all[k as usize].off);
+        first_left_out = first_left_out.min(all[k as usize].off.into());
     }
     cpu.retain(known);
     first_left_out
@@ -844,7 +858,7 @@ fn merge(
                 if let Some((_, s)) = stuck {
                     let e = &events[streams[s][next[s]] as usize];
                     return Err(inconsistent(
-                        e.off,
+                        e.off.into(),
                         format!(
                             "no consistent ordering of events possible (stuck at {} on P {})",
                             name(e.typ),
@@ -862,7 +876,7 @@ fn merge(
             let cur = gs.get(&g).copied().unwrap_or_default();
             if !ready(cur, init) && !lenient {
                 return Err(inconsistent(
-                    e.off,
+                    e.off.into(),
                     format!("impossible goroutine state transition at {}", name(e.typ)),
                 ));
             }
@@ -894,7 +908,7 @@ fn merge(
             .find(|w| events[w[1] as usize].ts < events[w[0] as usize].ts)
     {
         return Err(inconsistent(
-            events[w[1] as usize].off,
+            events[w[1] as usize].off.into(),
             "time stamps out of order",
         ));
     }
@@ -923,11 +937,11 @@ fn fix_syscall_exits(events: &mut [V1Event], order: &mut [u32], lenient: bool) -
                     continue;
                 }
                 if block == 0 {
-                    return Err(inconsistent(e.off, "stray syscall exit"));
+                    return Err(inconsistent(e.off.into(), "stray syscall exit"));
                 }
                 if ts < block {
                     return Err(inconsistent(
-                        e.off,
+                        e.off.into(),
                         "time stamps out of order (syscall exit before its block)",
                     ));
                 }
@@ -1064,7 +1078,7 @@ fn check(
     );
     for &k in order {
         let e = &mut events[k as usize];
-        let at = e.off;
+        let at = u64::from(e.off);
         let what = name(e.typ);
         let err = |msg: String| -> Result<()> {
             if strict {

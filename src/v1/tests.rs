@@ -357,3 +357,9 @@ fn unknown_and_out_of_version_events_are_refused() {
     let (_, _, err) = read_all(&b);
     assert!(err.unwrap().message.contains("unknown event type 60"));
 }
+
+#[test]
+fn an_event_takes_56_bytes() {
+    // The memory bound stated in parse.rs and the README rests on it.
+    assert_eq!(std::mem::size_of::<crate::v1::parse::V1Event>(), 56);
+}
