@@ -2,7 +2,7 @@
 
 The harness waits 300 ms after starting the leaky requests; on a loaded machine some
 are still on their way (sleeping in slowLookup, say). Tests that count goroutines take
-their dumps once two dumps in a row agree on where every goroutine is.
+their dumps once two dumps in a row agree on where every goroutine is and what it does.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ _HEADER = re.compile(rb"^goroutine \d+ [^\[]*\[([^\],\]]*)")
 
 
 def shape(dump: bytes) -> Counter[tuple[bytes, ...]]:
-    """How many goroutines sit at each stack (its functions) in a debug=2 dump.
+    """How many goroutines sit in each (state, functions of the stack) of a debug=2 dump.
 
-    Stacks, not states: a goroutine woken but not yet run ("runnable") keeps the stack it
-    parked with, so tickers that fire between two dumps do not look like progress, while
-    a goroutine that moved on (from slowLookup's sleep to its send) does. The writer of
-    the dump ("running") and the HTTP connections of the requests that fetch the dumps
-    ("IO wait", or "syscall" mid-read) come and go; they are left out.
+    The stack tells a goroutine that moved on (from slowLookup's sleep to its send); the
+    state tells a dump that caught a burst of tickers firing ("runnable", with the stack
+    they parked with) from one where they wait. The writer of the dump ("running") and the
+    HTTP connections of the requests that fetch the dumps ("IO wait", or "syscall"
+    mid-read) come and go; they are left out.
     """
     out: Counter[tuple[bytes, ...]] = Counter()
     for block in dump.split(b"\n\n"):
@@ -32,13 +32,15 @@ def shape(dump: bytes) -> Counter[tuple[bytes, ...]]:
         m = _HEADER.match(lines[0])
         if m is None or m[1] in (b"running", b"IO wait", b"syscall"):
             continue
-        out[tuple(ln.rsplit(b"(", 1)[0] for ln in lines[1:] if not ln.startswith(b"\t"))] += 1
+        calls = (ln.rsplit(b"(", 1)[0] for ln in lines[1:] if not ln.startswith(b"\t"))
+        out[(m[1], *calls)] += 1
     return out
 
 
 def settle(p: GoProcess, timeout: float = 90.0) -> bytes:
     """A goroutine?debug=2 dump of ``p`` once its goroutines stopped changing (two dumps
-    0.3 s apart agree); after ``timeout`` seconds, the last dump."""
+    0.3 s apart agree on every goroutine's state and stack); after ``timeout`` seconds,
+    the last dump."""
     last = gofixtures.fetch(p, "goroutine?debug=2")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,6 +23,8 @@ from gopark.model import Snapshot
 from leakcaptures import HEALTHY, LEAKY, VERSIONS, N, capture, source_line_number
 
 FORMS = ("debug2", "debug1", "proto")
+# Go 1.25+ builds `go tool pprof` on its first use: minutes on a cold cache and a busy machine.
+PPROF_TIMEOUT = 600
 
 # program → (location function, marker on the location's line, category, creator)
 EXPECTED = {
@@ -193,7 +195,7 @@ def test_category_from_debug2_hints_without_sources() -> None:
 def pprof_traces(version: str, *args: str) -> list[tuple[int, tuple[str, ...]]]:
     """(count, functions innermost first) per trace that `go tool pprof -traces` prints."""
     out = subprocess.run([str(gofixtures.go_binary(version)), "tool", "pprof", "-traces", *args],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+                         capture_output=True, text=True, check=True, timeout=PPROF_TIMEOUT).stdout
     traces: list[tuple[int, tuple[str, ...]]] = []
     for block in out.split("-----------+" + "-" * 55)[1:]:
         lines = [ln for ln in block.splitlines() if ln.strip()]
@@ -225,7 +227,7 @@ def test_proto_grouping_matches_pprof(name: str, version: str) -> None:
     assert ours == theirs
     raw = subprocess.run([str(gofixtures.go_binary(version)), "tool", "pprof", "-raw",
                           str(cap.files["proto"])], capture_output=True, text=True, check=True,
-                         timeout=120).stdout
+                         timeout=PPROF_TIMEOUT).stdout
     samples = raw.split("Samples:")[1].split("Locations")[0]
     assert inv.total == sum(int(m) for m in re.findall(r"^\s*(\d+):", samples, re.M))
 
@@ -233,7 +235,7 @@ def test_proto_grouping_matches_pprof(name: str, version: str) -> None:
 def pprof_raw(version: str, *args: str) -> list[tuple[int, list[tuple[str, str, int]]]]:
     """(count, [(function, file, line) innermost first]) per sample of `go tool pprof -raw`."""
     out = subprocess.run([str(gofixtures.go_binary(version)), "tool", "pprof", "-raw", *args],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+                         capture_output=True, text=True, check=True, timeout=PPROF_TIMEOUT).stdout
     samples_text, locations_text = out.split("Samples:")[1].split("Locations")
     locations: dict[int, list[tuple[str, str, int]]] = {}
     current: list[tuple[str, str, int]] = []

@@ -72,7 +72,7 @@ def record_testprog(short: str, name: str, out: Path) -> Path:
         shutil.copyfile(src, work / "main.go")
         env = go_env() | {"GO111MODULE": "off"}
         subprocess.run([str(go_binary(short)), "build", "-o", str(exe), "main.go"], cwd=work,
-                       env=env, check=True, capture_output=True, timeout=300)
+                       env=env, check=True, capture_output=True, timeout=600)
     with open(out, "wb") as f:
         subprocess.run([str(exe)], stdout=f, env=go_env(), check=True, timeout=120,
                        stderr=subprocess.DEVNULL)
