@@ -66,7 +66,8 @@ pub struct FactsTable {
     pub procs: usize,
 }
 
-/// The run a goroutine is in: its first transition's time, states, stack and reason.
+/// The run a goroutine is in: its first transition's time, states, stack and reason;
+/// and whether the goroutine was seen running yet.
 #[derive(Debug, Clone, Copy)]
 struct Run {
     start: i64,
@@ -74,6 +75,20 @@ struct Run {
     to: u8,
     stack: u32,
     name: u32,
+    has_run: bool,
+}
+
+impl Run {
+    fn opened_by(e: &Event, has_run: bool) -> Run {
+        Run {
+            start: e.time,
+            from: e.from,
+            to: e.to,
+            stack: e.stack,
+            name: e.name,
+            has_run,
+        }
+    }
 }
 
 /// Accumulates the facts; fed by the summarizer, which owns the goroutine rows.
@@ -81,7 +96,6 @@ struct Run {
 pub struct Facts {
     go: GoFacts,
     runs: Vec<Run>,
-    has_run: Vec<bool>,
     latencies: Vec<i64>,
     by_stack: IdMap<u32, (i64, i64)>,
     sites: IdMap<(u32, u32), (i64, i64)>,
@@ -107,15 +121,8 @@ impl Facts {
     /// A goroutine state transition of summary row `row` (rows come in order: a row
     /// one past the last is a goroutine seen for the first time).
     pub fn transition(&mut self, row: usize, e: &Event) {
-        let run = Run {
-            start: e.time,
-            from: e.from,
-            to: e.to,
-            stack: e.stack,
-            name: e.name,
-        };
         if row >= self.runs.len() {
-            self.push(e.to, run);
+            self.push(e);
         }
         let g = &mut self.go;
         if e.from == gstate::WAITING && e.to == gstate::RUNNABLE {
@@ -128,28 +135,25 @@ impl Facts {
             }
             g.last_wake[row] = e.time;
         }
-        let first_run = e.to == gstate::RUNNING && !self.has_run[row];
-        if e.to == gstate::RUNNING {
-            self.has_run[row] = true;
-        }
         let open = self.runs[row];
+        let first_run = e.to == gstate::RUNNING && !open.has_run;
         if open.to != e.to {
             self.close(row, e.resource, open, e.time, first_run);
-            self.runs[row] = run;
+            self.runs[row] = Run::opened_by(e, open.has_run || first_run);
         }
     }
 
-    fn push(&mut self, state: u8, run: Run) {
+    /// A row for a goroutine whose first transition is `e`.
+    fn push(&mut self, e: &Event) {
         let g = &mut self.go;
         g.wakes.push(0);
         g.runtime_wakes.push(0);
         g.first_wake.push(-1);
         g.last_wake.push(-1);
-        g.first_state.push(state);
+        g.first_state.push(e.to);
         g.runnable_waits.push(0);
         g.runnable_ns.push(0);
-        self.runs.push(run);
-        self.has_run.push(false);
+        self.runs.push(Run::opened_by(e, e.to == gstate::RUNNING));
     }
 
     /// Account run `r` of goroutine `id` (row `row`), ended at time `end`.
