@@ -331,8 +331,9 @@ def test_cut_in_the_final_tables_keeps_every_event(busy2: Path) -> None:
 def test_goroot_v1_traces_cut_keep_each_p_s_first_events() -> None:
     """Go's own v1 test traces (Go 1.11, 1.19, 1.21), each cut at several points:
     read up to the damage, or, if a P had nothing written yet, nothing readable. (In
-    these small traces the stack table is most of the file; a cut between two of its
-    entries cannot be seen: v1 has no end marker. Then every event is there.)"""
+    these small traces the stack table is most of the file. v1 has no end marker: a
+    cut in it shows as stacks missing from it, but one among the strings at its very
+    end cannot be seen; then every event is there.)"""
     kept = 0
     for trace in goroot_v1_traces():
         data = trace.read_bytes()

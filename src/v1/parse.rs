@@ -183,6 +183,8 @@ pub struct V1Trace {
     pub events: Vec<V1Event>,
     pub order: Vec<u32>,
     pub stacks: IdMap<u32, Vec<u64>>,
+    /// IDs of the stacks the table lists with no frames.
+    pub empty_stacks: IdMap<u32, ()>,
     pub pcs: IdMap<u64, PcFrame>,
     pub strings: IdMap<u64, String>,
     /// User log messages, indexed by the events' args[2].
@@ -549,6 +551,18 @@ fn order_and_check(d: Decoded, damage: Option<TraceError>) -> Result<V1Trace> {
             )
         })
     });
+    // v1 has no end marker: a cut between two entries of the final stack table shows
+    // only as stacks that events use and the table lacks.
+    let damage = damage.or_else(|| match unlisted_stack_uses(&tr, &all) {
+        0 => None,
+        n => Some(TraceError::new(
+            ErrorKind::Truncated,
+            tr.size,
+            format!(
+                "{n} events use stacks missing from the stack table: the trace was likely cut in its final tables"
+            ),
+        )),
+    });
     if let Some(e) = damage.clone()
         && all.is_empty()
     {
@@ -602,6 +616,23 @@ fn order_and_check(d: Decoded, damage: Option<TraceError>) -> Result<V1Trace> {
     tr.events = events;
     tr.order = order;
     Ok(tr)
+}
+
+/// How many of `events` use a stack the stack table does not list (none in a whole
+/// trace: the runtime writes every stack it used).
+fn unlisted_stack_uses(tr: &V1Trace, events: &[V1Event]) -> usize {
+    let listed = |id: u64| {
+        id == 0
+            || tr.stacks.contains_key(&(id as u32))
+            || tr.empty_stacks.contains_key(&(id as u32))
+    };
+    events
+        .iter()
+        .filter(|e| {
+            (has_stack(e.typ) && !listed(e.stk.into()))
+                || (e.typ == GO_CREATE && !listed(e.args[1]))
+        })
+        .count()
 }
 
 /// The damage message, plus what a v1 trace cut before its end loses.
@@ -682,7 +713,11 @@ fn read_stack(tr: &mut V1Trace, args: &[u64], off: usize) -> Result<()> {
         ));
     }
     let id = args[0] as u32;
-    if id == 0 || size == 0 {
+    if id == 0 {
+        return Ok(());
+    }
+    if size == 0 {
+        tr.empty_stacks.insert(id, ());
         return Ok(());
     }
     let mut pcs = Vec::with_capacity(size as usize);

@@ -144,18 +144,18 @@ fn two_p_trace() -> TwoPs {
     uv(&mut b, u64::MAX); // the buffer without a P
     uv(&mut b, 107);
     event(&mut b, 21, &[1, 5, 2, 0]); // 108 GoUnblock g5 seq 2
-    let freq = b.len();
     event(&mut b, 2, &[1_000_000_000]); // Frequency
+    let table = b.len();
     event(&mut b, 3, &[1, 1, 0x401000, 1, 2, 7]); // Stack 1: main.work at main.go:7
     string(&mut b, 1, "main.work");
     string(&mut b, 2, "main.go");
     TwoPs {
+        table,
         data: b,
         p1_stop,
         second,
         stop,
         no_p,
-        freq,
     }
 }
 
@@ -163,12 +163,13 @@ fn two_p_trace() -> TwoPs {
 struct TwoPs {
     data: Vec<u8>,
     /// P1's ProcStop, P0's second batch, P0's last event (ProcStop), the P-less
-    /// batch, the frequency.
+    /// batch.
     p1_stop: usize,
     second: usize,
     stop: usize,
     no_p: usize,
-    freq: usize,
+    /// The stack table.
+    table: usize,
 }
 
 /// (wire type, goroutine or resource, proc) of the events that are not Syncs.
@@ -246,7 +247,10 @@ fn cut_trace_keeps_what_every_p_knows() {
 #[test]
 fn cut_anywhere_keeps_a_prefix_of_each_p_or_is_an_error() {
     let TwoPs {
-        data, second, freq, ..
+        data,
+        second,
+        table,
+        ..
     } = two_p_trace();
     let (full, _, _) = read_all(&data);
     let per_p = |ev: &[crate::event::Event], p: i64| -> Vec<(u8, i64)> {
@@ -270,9 +274,9 @@ fn cut_anywhere_keeps_a_prefix_of_each_p_or_is_an_error() {
             continue;
         }
         kept_some += 1;
-        // v1 has no end marker: a cut between the tables that follow the frequency
+        // v1 has no end marker: a cut among the strings that end the stack table
         // cannot be seen.
-        assert!(err.is_some() || n > freq, "cut at {n} read without damage");
+        assert!(err.is_some() || n > table, "cut at {n} read without damage");
         for p in [0, 1] {
             let (got, want) = (per_p(&events, p), per_p(&full, p));
             assert!(
@@ -362,4 +366,30 @@ fn unknown_and_out_of_version_events_are_refused() {
 fn an_event_takes_56_bytes() {
     // The memory bound stated in parse.rs and the README rests on it.
     assert_eq!(std::mem::size_of::<crate::v1::parse::V1Event>(), 56);
+}
+
+#[test]
+fn a_cut_before_the_stack_table_is_seen() {
+    let TwoPs { data, table, .. } = two_p_trace();
+    let (full, _, _) = read_all(&data);
+    let mut r = TraceReader::new(&data[..table]).unwrap();
+    let mut events = Vec::new();
+    assert!(r.next_generation(&mut events).unwrap());
+    let err = r.next_generation(&mut events).unwrap_err();
+    assert_eq!((err.kind, err.offset), (ErrorKind::Truncated, table as u64));
+    assert!(
+        err.message.contains("missing from the stack table"),
+        "{err}"
+    );
+    // Every event is there, with its time in ns; stack 1 lost its frames only.
+    let times = |ev: &[crate::event::Event]| ev.iter().map(|e| e.time).collect::<Vec<_>>();
+    assert_eq!(shape(&events), shape(&full));
+    assert_eq!(times(&events), times(&full[..full.len() - 1]));
+    let block = events.iter().find(|e| e.typ == ev::GO_BLOCK).unwrap();
+    let f = r.catalog.frames()[r.catalog.stack_frames(block.tstack)[0] as usize];
+    assert!(
+        r.catalog
+            .get_string(f.func)
+            .contains("stack 1: frames lost")
+    );
 }
