@@ -161,7 +161,9 @@ fn read(data: &[u8]) -> (usize, Option<crate::TraceError>) {
             return (0, Some(e));
         }
     };
+    r.summary.collect_facts(); // so damaged input goes through facts.rs too
     r.drain();
+    assert!(r.summary.take_facts().is_some());
     if let Some(e) = &r.error {
         assert!(
             e.offset <= data.len() as u64,
