@@ -23,8 +23,9 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("api")
     return {
         "1.22": record_testprog("1.22", "annotations", tmp / "a122.trace"),
+        # a generation every 0.4 s (1 s by default: a loaded machine could make 1.3 s one)
         "1.27": busy_trace("1.27", tmp / "busy127.trace", duration="1300ms", workers=2,
-                           cpu=False, leaks=0),
+                           cpu=False, leaks=0, godebug="traceadvanceperiod=400000000"),
     }
 
 

@@ -76,9 +76,10 @@ def test_events_dump_equals_go_tool_trace(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def long_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trace of several generations (the runtime starts one about every second)."""
+    """A trace of several generations: the runtime starts one every 0.5 s here (every 1 s
+    by default, which a loaded machine stretches: 2.5 s could give only two)."""
     return busy_trace("1.27", tmp_path_factory.mktemp("cli") / "long.trace", duration="2500ms",
-                      workers=1, cpu=False, leaks=0)
+                      workers=1, cpu=False, leaks=0, godebug="traceadvanceperiod=500000000")
 
 
 def test_damaged_file_is_read_up_to_the_damage(long_trace: Path, tmp_path: Path) -> None:
