@@ -190,13 +190,16 @@ def _make_group(sig: tuple[str, ...], members: list[Goroutine], similarity: str,
             creator_frames[id(g.created_by)] = g.created_by
         if g.creator_id is not None:
             creator_ids.add(g.creator_id)
-    # The group's state is the wait its goroutines park in: a dump that catches a burst of
-    # them just woken ("runnable", still at the stack they parked with: tickers firing
-    # together) must not hide it.
-    waits = Counter({s: n for s, n in states.items() if s not in classify.NOT_PARKED})
-    pick = waits or states
-    state = max(pick, key=lambda s: pick[s]) if pick else ""
+    state = max(states, key=lambda s: states[s]) if states else ""
     category = classify.categorize(state, frames, reader.block)
+    waits = Counter({s: n for s, n in states.items() if s not in classify.NOT_PARKED})
+    if category == "unknown" and waits:
+        # A dump that catches a ticker loop's goroutines just woken together ("runnable",
+        # still at the stack they parked with) must not hide the loop; other goroutines
+        # just woken are on their way, not stuck.
+        wait = max(waits, key=lambda s: waits[s])
+        if classify.categorize(wait, frames, reader.block) == "ticker":
+            state, category = wait, "ticker"
     if hints and category == "unknown" and not state:
         category = hints.get(key_of(signature(frames, "user"), "user"), category)
     parked_states = {s for s in states if classify.is_parked(s, category)}
