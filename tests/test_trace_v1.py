@@ -405,6 +405,7 @@ def test_damaged_v1_trace_is_never_a_panic(busy: Path) -> None:
             assert "\n" not in str(err) and "byte " in str(err)
         else:
             assert s.counts["events"] > 0
+    kept = 0
     for _ in range(40):
         b = bytearray(data)
         for _ in range(rng.randrange(1, 4)):
@@ -415,6 +416,10 @@ def test_damaged_v1_trace_is_never_a_panic(busy: Path) -> None:
             assert "\n" not in str(err) and "byte " in str(err)
         else:
             assert s.counts["events"] > 0
+            kept += s.damage is not None
+    # Most flips that show (many cannot: a timestamp or a name) keep what precedes
+    # them, ordering contradictions included; about half of all flips here.
+    assert kept >= 5
     # Absurd lengths and counts in otherwise valid events.
     header = data[:16]
     for tail in (b"\x25\x01\xff\xff\xff\xff\x0f", b"\x01\x00\x00\xc3\xff\xff\xff\xff\x0f",

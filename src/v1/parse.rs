@@ -579,14 +579,40 @@ fn order_and_check(d: Decoded, damage: Option<TraceError>) -> Result<V1Trace> {
     }
     // Cut before the frequency, some events of every P are missing; cut after it,
     // only stacks and strings are.
-    let partial = damage.is_some() && tr.ticks_per_sec == 0;
+    let mut damage = damage;
+    let mut partial = damage.is_some() && tr.ticks_per_sec == 0;
     let mut good = good as u64;
     if partial {
         let first_left_out = keep_known_prefix(&all, &mut procs, &mut cpu_samples, &mut tr);
         good = good.min(first_left_out);
     }
     let mut events = all;
-    let mut order = merge(&mut events, &mut procs, cpu_samples, partial)?;
+    cpu_samples.sort_by_key(|&i| events[i as usize].ts);
+    let mut order = match merge(&events, &streams(&procs, &cpu_samples), partial) {
+        Ok(order) => order,
+        // Events that contradict each other from some event on (a flipped byte): keep
+        // what comes before that event, as for a trace cut there.
+        Err(e) if !partial && e.kind == ErrorKind::Inconsistent => {
+            keep_before(&events, &mut procs, &mut cpu_samples, e.offset);
+            let first_left_out = keep_known_prefix(&events, &mut procs, &mut cpu_samples, &mut tr);
+            good = good.min(e.offset).min(first_left_out);
+            partial = true;
+            damage = Some(e);
+            merge(&events, &streams(&procs, &cpu_samples), true)?
+        }
+        Err(e) => return Err(e),
+    };
+    drop((procs, cpu_samples));
+    for &k in &order {
+        // The "Local" variants only matter for ordering.
+        let e = &mut events[k as usize];
+        e.typ = match e.typ {
+            GO_START_LOCAL => GO_START,
+            GO_UNBLOCK_LOCAL => GO_UNBLOCK,
+            GO_SYS_EXIT_LOCAL => GO_SYS_EXIT,
+            t => t,
+        };
+    }
     fix_syscall_exits(&mut events, &mut order, partial)?;
     if let Some(&first) = order.first() {
         let min = events[first as usize].ts;
@@ -608,7 +634,11 @@ fn order_and_check(d: Decoded, damage: Option<TraceError>) -> Result<V1Trace> {
         if order.is_empty() {
             return Err(e);
         }
-        tr.damage = Some(if partial { explain_partial(e) } else { e });
+        tr.damage = Some(if partial {
+            explain_partial(e, tr.ticks_per_sec > 0)
+        } else {
+            e
+        });
         tr.good_bytes = good;
     } else {
         tr.good_bytes = tr.size;
@@ -635,14 +665,42 @@ fn unlisted_stack_uses(tr: &V1Trace, events: &[V1Event]) -> usize {
         .count()
 }
 
-/// The damage message, plus what a v1 trace cut before its end loses.
-fn explain_partial(mut e: TraceError) -> TraceError {
-    e.message.push_str(
-        "; kept the events up to where every P's events are known (a v1 trace keeps its \
-         clock frequency and stack table at the end: times are in clock ticks, stacks \
-         have no frames)",
-    );
+/// The damage message, plus what a v1 trace cut short loses.
+fn explain_partial(mut e: TraceError, has_frequency: bool) -> TraceError {
+    e.message
+        .push_str("; kept the events up to where every P's events are known");
+    if !has_frequency {
+        e.message.push_str(
+            " (a v1 trace keeps its clock frequency and stack table at the end: times \
+             are in clock ticks, stacks are known by their IDs only)",
+        );
+    }
     e
+}
+
+/// The Ps' event lists, then the CPU samples, as the merge takes them.
+fn streams<'a>(procs: &'a [ProcEvents], cpu: &'a [u32]) -> Vec<&'a [u32]> {
+    procs
+        .iter()
+        .map(|p| p.events.as_slice())
+        .chain(std::iter::once(cpu))
+        .collect()
+}
+
+/// Keep only the events before byte `at`, as if the trace were cut there.
+fn keep_before(all: &[V1Event], procs: &mut [ProcEvents], cpu: &mut Vec<u32>, at: u64) {
+    let before = |k: &u32| u64::from(all[*k as usize].off) < at;
+    for p in procs.iter_mut() {
+        let n = p
+            .events
+            .iter()
+            .position(|k| !before(k))
+            .unwrap_or(p.events.len());
+        p.events.truncate(n);
+        // Known up to its last event kept; a P with none is as if never seen.
+        p.last_ts = p.events.last().map_or(i64::MAX, |&k| all[k as usize].ts);
+    }
+    cpu.retain(before);
 }
 
 /// Keep, of a trace cut before its end, only what is known for every P.
@@ -841,18 +899,7 @@ fn index(all: &[V1Event], off: usize) -> Result<u32> {
 /// `lenient` is for a trace cut short, where an event may wait on one that was lost
 /// (an unblock from the buffer without a P, written at the end): once no event that
 /// can be taken is earlier, such an event is taken anyway, at its own time.
-fn merge(
-    events: &mut [V1Event],
-    procs: &mut [ProcEvents],
-    mut cpu: Vec<u32>,
-    lenient: bool,
-) -> Result<Vec<u32>> {
-    cpu.sort_by_key(|&i| events[i as usize].ts);
-    let mut streams: Vec<Vec<u32>> = procs
-        .iter_mut()
-        .map(|p| std::mem::take(&mut p.events))
-        .collect();
-    streams.push(cpu);
+fn merge(events: &[V1Event], streams: &[&[u32]], lenient: bool) -> Result<Vec<u32>> {
     let mut next = vec![0usize; streams.len()];
     let mut waiting: Vec<usize> = (0..streams.len()).collect();
     let mut frontier = Frontier::default();
@@ -906,7 +953,7 @@ fn merge(
         };
         let k = streams[s][next[s]];
         next[s] += 1;
-        let e = &mut events[k as usize];
+        let e = &events[k as usize];
         if let Some((g, init, mut to)) = transition_of(e) {
             let cur = gs.get(&g).copied().unwrap_or_default();
             if !ready(cur, init) && !lenient {
@@ -922,13 +969,6 @@ fn merge(
             };
             gs.insert(g, to);
         }
-        // The "Local" variants only matter for ordering.
-        e.typ = match e.typ {
-            GO_START_LOCAL => GO_START,
-            GO_UNBLOCK_LOCAL => GO_UNBLOCK,
-            GO_SYS_EXIT_LOCAL => GO_SYS_EXIT,
-            t => t,
-        };
         order.push(k);
         // A forced stream never left the waiting list.
         if forced.is_none() {

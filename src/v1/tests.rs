@@ -393,3 +393,30 @@ fn a_cut_before_the_stack_table_is_seen() {
             .contains("stack 1: frames lost")
     );
 }
+
+#[test]
+fn events_that_contradict_each_other_are_damage_there() {
+    let TwoPs { data, second, .. } = two_p_trace();
+    // P0's second batch starts g5 with sequence number 9, which no event gives it.
+    let start = second + 3;
+    assert_eq!(data[start..start + 4], [14 | (2 << 6), 1, 5, 3]);
+    let mut bad = data.clone();
+    bad[start + 3] = 9;
+    let (events, _, err) = read_all(&bad);
+    let err = err.unwrap();
+    assert_eq!(
+        (err.kind, err.offset),
+        (ErrorKind::Inconsistent, start as u64)
+    );
+    assert!(err.message.contains("kept the events up to"), "{err}");
+    assert!(
+        !err.message.contains("clock ticks"),
+        "the frequency is there: {err}"
+    );
+    // As if cut there: P0 is known up to 105 (g5 blocks), so what precedes it stays.
+    use ev::*;
+    assert_eq!(
+        shape(&events),
+        [(PROC_STATUS, 0, 0), (GO_CREATE, 5, 0), (GO_START, 5, 0),]
+    );
+}
