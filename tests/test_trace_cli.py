@@ -107,7 +107,7 @@ def test_damaged_file_is_read_up_to_the_damage(long_trace: Path, tmp_path: Path)
 @pytest.mark.parametrize(("content", "expect"), [
     (b"", "not a Go execution trace"),
     (b"goroutine 1 [running]:\nmain.main()\n", "not a Go execution trace"),
-    (b"go 1.19 trace\x00\x00\x00", "no EvFrequency event"),
+    (b"go 1.19 trace\x00\x00\x00", "no events: the v1 trace ends before its first event"),
     (b"go 1.20 trace\x00\x00\x00", "unsupported trace version go 1.20"),
     (b"go 1.99 trace\x00\x00\x00", "unsupported trace version go 1.99"),
     (b"go 1.26 trace\x00\x00\x00\x01\x01\x02\x03\x40abc", "file ends inside a batch"),
