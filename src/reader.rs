@@ -28,7 +28,8 @@ pub struct GenerationInfo {
     pub end_offset: u64,
     /// Trace time (ns) of the generation's Sync event.
     pub start_time: i64,
-    /// Nanoseconds per trace tick.
+    /// Nanoseconds per trace tick; 0.0 when the frequency is unknown (a v1 trace cut
+    /// before the frequency it keeps at its end): event times are then clock ticks.
     pub ns_per_tick: f64,
     pub clock: Option<ClockSnapshot>,
     pub events: usize,
@@ -186,7 +187,11 @@ impl<R: Read> TraceReader<R> {
                 start_offset: HEADER_LEN as u64,
                 end_offset: tr.good_bytes,
                 start_time: first_time,
-                ns_per_tick: tr.ns_per_tick(),
+                ns_per_tick: if tr.ticks_per_sec > 0 {
+                    tr.ns_per_tick()
+                } else {
+                    0.0
+                },
                 clock: None,
                 events: count,
                 experimental_bytes: 0,

@@ -31,4 +31,8 @@ class Reader:
     def facts(self) -> dict[str, Any] | None:
         """Step 2's facts (numpy columns, plus "procs"), once, after the end."""
     def counts(self) -> dict[str, Any]: ...
-    def generations(self) -> list[dict[str, Any]]: ...
+    def generations(self) -> list[dict[str, Any]]:
+        """One dict per generation read: gen, start_offset, end_offset, start_time,
+        ns_per_tick (0.0 when the clock frequency is unknown — a v1 trace cut before the
+        frequency it keeps at its end — and times are then clock ticks), events,
+        experimental_bytes, clock."""

@@ -17,6 +17,11 @@ Then the findings the trace supports:
   the source to tell a ticker from any channel receive);
 - ``sched-latency`` when the mean runnable → running wait exceeds the seed's 10 ms;
 - ``lock-contention`` when goroutines spend much time queued on one hot lock site.
+
+A trace whose times are clock ticks (a Go 1.11–1.21 trace cut before the clock frequency
+it writes at its end) gives no ``sched-latency`` finding: no wait can be compared with
+10 ms. Its counts still hold, and so does lock contention (a ratio of queued time to the
+window, the same in ticks); evidence quotes its durations in ticks.
 """
 
 from __future__ import annotations
@@ -220,8 +225,8 @@ def contribute(ctx: Context) -> list[Finding]:
     facts = _read_traces(ctx.paths, ctx.notes)
     if not facts:
         return []
-    ctx.summary.sched_latency_ms = latency_summary(
-        np.concatenate([f.latencies_ns for f in facts]))
+    timed = [f.latencies_ns for f in facts if not f.times_in_ticks]
+    ctx.summary.sched_latency_ms = latency_summary(np.concatenate(timed)) if timed else None
     by_id = {i: g for g in ctx.inventory.groups for i in g.goroutine_ids} \
         if ctx.inventory is not None else {}
     out: list[Finding] = []
@@ -251,12 +256,17 @@ def _read_traces(paths: Iterable[Path], notes: list[str]) -> list[TraceFacts]:
             continue
         if facts.damage is not None:
             notes.append(facts.damage.describe(facts.source))
+        if facts.times_in_ticks:
+            notes.append(f"{facts.source}: times are clock ticks (the trace lost the clock "
+                         "frequency it keeps at its end): no scheduler latency is judged from "
+                         "it; its counts still hold")
         out.append(facts)
     return out
 
 
-def _seconds(ns: float) -> str:
-    return f"{ns / 1e9:.1f} s"
+def _span(facts: TraceFacts, ns: float) -> str:
+    """A duration of this trace: seconds, or clock ticks when its times are ticks."""
+    return f"{ns:,.0f} ticks" if facts.times_in_ticks else f"{ns / 1e9:.1f} s"
 
 
 def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding | None:
@@ -265,7 +275,7 @@ def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding
     g = c.group
     if not c.at_site or g.benign is not None or not (g.leaked or suspects.is_suspect(g, threshold)):
         return None
-    window = _seconds(facts.duration_ns)
+    window = _span(facts, facts.duration_ns)
     verdict, category = "suspected", g.category
     evidence: list[str] = []
     if c.woken == 0 and c.never_woken:
@@ -277,7 +287,12 @@ def group_finding(c: GroupCheck, facts: TraceFacts, threshold: float) -> Finding
                             "never woke: the group grows")
     elif is_timer_loop(c):
         category = "ticker"
-        period = f", every ~{c.period_ns / 1e6:.0f} ms" if c.period_ns else ""
+        if not c.period_ns:
+            period = ""
+        elif facts.times_in_ticks:
+            period = f", every ~{c.period_ns:,.0f} ticks"
+        else:
+            period = f", every ~{c.period_ns / 1e6:.0f} ms"
         evidence.append(f"{c.woken:,} of {c.at_site:,} traced were woken "
                         f"{c.wakes_per_goroutine:g} times each in {window}{period}, by a "
                         "timer: a timer/ticker loop")
@@ -314,7 +329,7 @@ def sched_latency_findings(facts: TraceFacts,
     are: a preempted goroutine's trace stack often ends in the runtime's preemption
     handler, while the dump shows its code.
     """
-    lat = facts.sched_latency_ms()
+    lat = facts.sched_latency_ms()  # None when times are ticks: nothing to judge
     if lat is None or lat["mean"] <= SCHED_LATENCY_MS:
         return []
     table = facts.goroutines
@@ -338,12 +353,12 @@ def sched_latency_findings(facts: TraceFacts,
     evidence = [
         f"mean runnable → running wait {lat['mean']:.1f} ms (p50 {lat['p50']:.1f} ms, "
         f"p99 {lat['p99']:.1f} ms) over {len(facts.latencies_ns):,} waits in "
-        f"{_seconds(facts.duration_ns)} on {facts.procs} Ps; above {SCHED_LATENCY_MS:g} ms "
+        f"{_span(facts, facts.duration_ns)} on {facts.procs} Ps; above {SCHED_LATENCY_MS:g} ms "
         "the scheduler is under pressure",
     ]
     total = sum(ns for _, ns in by_place.values())
     evidence += [f"{goroutine_count(n)} at {place.function if place else 'an unknown place'} "
-                 f"waited {_seconds(ns)} to run in total" for place, (n, ns) in ranked[:3]
+                 f"waited {_span(facts, ns)} to run in total" for place, (n, ns) in ranked[:3]
                  if ns >= total / 20]
     top = ranked[0][0] if ranked else None
     waiting = sum(n for n, _ in by_place.values())
@@ -367,6 +382,10 @@ def _place(facts: TraceFacts, last_stack: int, start_stack: int) -> Frame | None
         if i is not None:
             return frames[i]
     return classify.location(facts.frames(start_stack or last_stack))
+
+
+def _mean_wait(facts: TraceFacts, ns: float) -> str:
+    return f"{ns:,.0f} ticks" if facts.times_in_ticks else f"{ns / 1e6:.2f} ms"
 
 
 def lock_contention_findings(facts: TraceFacts) -> list[Finding]:
@@ -396,15 +415,16 @@ def lock_contention_findings(facts: TraceFacts) -> list[Finding]:
         stacks = stacks_of[place]
         w = facts.closed_waits
         waiters = len(np.unique(w.goroutine[np.isin(w.stack, list(stacks))]))
+        mean = ns / max(waits + still, 1)
         out.append(Finding(
             verdict="suspected", category="lock-contention",
             title=f"{goroutine_count(waiters)} queue on a lock at {place.function}: "
                   f"{queued:.1f} waiting on average",
             goroutines=waiters, location=place,
             stack=list(facts.frames(stack_of[place])),
-            evidence=[f"{waits:,} waits for the lock ended in {_seconds(facts.duration_ns)} "
-                      f"(mean {ns / max(waits + still, 1) / 1e6:.2f} ms), {still:,} still "
-                      f"waiting at the end; {_seconds(ns)} queued in total"],
+            evidence=[f"{waits:,} waits for the lock ended in {_span(facts, facts.duration_ns)} "
+                      f"(mean {_mean_wait(facts, mean)}), {still:,} still "
+                      f"waiting at the end; {_span(facts, ns)} queued in total"],
             fix="hold the lock for less time (no I/O or heavy work under it), shard the "
                 "guarded state, or use sync/atomic or an RWMutex for read-mostly data",
         ))

@@ -177,7 +177,7 @@ class TraceFacts:
     """Distinct Ps seen (GOMAXPROCS, as far as the trace shows)."""
     goroutines: GoroutineFactsTable
     latencies_ns: Int64s
-    """Every counted runnable → running interval, in ns."""
+    """Every counted runnable → running interval, in ns (ticks when times_in_ticks)."""
     runnable_by_stack: dict[int, tuple[int, int]]
     """(intervals, ns) by the stack of the event that made the goroutine runnable, as
     ``go tool trace -pprof=sched`` attributes them."""
@@ -185,6 +185,9 @@ class TraceFacts:
     closed_waits: WaitPairs
     catalog: Catalog
     damage: Damage | None
+    times_in_ticks: bool = False
+    """Times (every ``*_ns`` field and latency) are clock ticks, not nanoseconds: the
+    trace's clock frequency is unknown (see TraceSummary.times_in_ticks)."""
     _frames: dict[int, tuple[Frame, ...]] = field(default_factory=dict, repr=False)
 
     @property
@@ -201,7 +204,10 @@ class TraceFacts:
         return got
 
     def sched_latency_ms(self) -> dict[str, float] | None:
-        """Mean, p50 and p99 of the runnable → running intervals (None without any)."""
+        """Mean, p50 and p99 of the runnable → running intervals (None without any, or
+        when times are ticks: then no milliseconds are known)."""
+        if self.times_in_ticks:
+            return None
         return latency_summary(self.latencies_ns)
 
 
@@ -235,7 +241,7 @@ def trace_facts(source: str | Path | bytes, name: str | None = None) -> TraceFac
         wait_sites=_wait_sites(raw.wait_sites, strings),
         closed_waits=WaitPairs(*(raw.wait_pairs[c].astype(np.int64)
                                  for c in ("goroutine", "stack", "count"))),
-        catalog=summary.catalog, damage=summary.damage,
+        catalog=summary.catalog, damage=summary.damage, times_in_ticks=summary.times_in_ticks,
     )
 
 

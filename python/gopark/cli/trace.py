@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     summary: TraceSummary
     if args.events:
         trace = reader.load()
+        if trace.times_in_ticks:
+            print("gopark: note: Time= values are clock ticks, not ns "
+                  "(the trace lost its clock frequency)", file=sys.stderr)
         for line in render_parsed(trace.events, trace.catalog, trace.generations):
             print(line)
         summary = trace

@@ -99,7 +99,8 @@ class Columns:
 class EventTable(Columns):
     """Ordered events, one row each. Columns:
 
-    time (int64 ns, strictly increasing), kind (see KIND_NAMES), type (wire event type),
+    time (int64 ns, strictly increasing; clock ticks when the trace's frequency is
+    unknown, see TraceSummary.times_in_ticks), kind (see KIND_NAMES), type (wire event type),
     thread, proc, goroutine (int64, -1: none), stack (stack ID of the event's own stack;
     for GoCreate the creator's, for GoUnblock the unblocker's), scope and resource
     (transition/range/label subject; task ID for tasks, regions, logs; N for Sync),
@@ -206,6 +207,8 @@ class GenerationInfo:
     end_offset: int
     start_time: int
     ns_per_tick: float
+    """0.0 when the clock frequency is unknown (a Go 1.11–1.21 trace cut before the
+    frequency it writes at its end): the generation's times are then clock ticks."""
     events: int
     experimental_bytes: int
     clock: tuple[int, int, int, int] | None  # (trace ns, monotonic ns, wall sec, wall nsec)
@@ -241,8 +244,15 @@ class TraceSummary:
 
     @property
     def duration_ns(self) -> int:
-        """Time from the first event to the last."""
+        """Time from the first event to the last (in ticks when `times_in_ticks`)."""
         return self.end_time - self.start_time
+
+    @property
+    def times_in_ticks(self) -> bool:
+        """Whether times are clock ticks, not nanoseconds: the clock frequency is unknown
+        (a Go 1.11–1.21 trace cut before the frequency it writes at its end). Every time
+        and duration of the summary (the ``*_ns`` columns too) is then in ticks."""
+        return any(g.ns_per_tick == 0.0 for g in self.generations)
 
 
 @dataclass

@@ -17,9 +17,10 @@ def _frame(f: Frame | None) -> dict[str, Any] | None:
 
 
 def group_json(g: GoroutineGroup, max_ids: int = 50) -> dict[str, Any]:
-    """One stack group. Times are nanoseconds of closed intervals (entered and left
-    during the trace); ``still_blocked`` counts goroutines waiting at the end and
-    ``pending_blocked_ns`` how long they had waited by then, in all."""
+    """One stack group. Times are nanoseconds (clock ticks when the answer's
+    ``time_unit`` is "ticks") of closed intervals (entered and left during the trace);
+    ``still_blocked`` counts goroutines waiting at the end and ``pending_blocked_ns`` how
+    long they had waited by then, in all."""
     return {
         "goroutines": g.count,
         "entry": _frame(g.entry),
@@ -40,7 +41,9 @@ def group_json(g: GoroutineGroup, max_ids: int = 50) -> dict[str, Any]:
 
 
 def trace_json(s: TraceSummary, groups: list[GoroutineGroup]) -> dict[str, Any]:
-    """The whole `gopark trace` answer."""
+    """The whole `gopark trace` answer. ``time_unit`` says what every ``*_ns`` field
+    holds: "ns", or "ticks" when the trace's clock frequency is unknown (a Go 1.11–1.21
+    trace cut before the frequency it writes at its end)."""
     c = s.counts
     g = s.goroutines
     return {
@@ -50,6 +53,7 @@ def trace_json(s: TraceSummary, groups: list[GoroutineGroup]) -> dict[str, Any]:
         "size_bytes": s.size,
         "generations": len(s.generations),
         "experimental_bytes_skipped": sum(gen.experimental_bytes for gen in s.generations),
+        "time_unit": "ticks" if s.times_in_ticks else "ns",
         "start_ns": s.start_time,
         "end_ns": s.end_time,
         "duration_ns": s.duration_ns,

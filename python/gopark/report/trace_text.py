@@ -26,6 +26,11 @@ def duration(ns: int) -> str:
     return f"{ns / 1e9:.2f}s"
 
 
+def ticks(n: int) -> str:
+    """A duration in clock ticks (a trace whose clock frequency is unknown): 12,345 ticks."""
+    return f"{n:,} ticks"
+
+
 def size(n: int) -> str:
     """A byte count: 512 B, 1.2 MB."""
     for unit, div in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
@@ -55,6 +60,8 @@ def render_summary(s: TraceSummary, groups: list[GoroutineGroup], out: TextIO,
     """Print the trace overview and the stack groups (largest first)."""
     c = s.counts
     g = s.goroutines
+    # Without the clock frequency no duration is known in seconds: show ticks, never ns.
+    span = ticks if s.times_in_ticks else duration
     created = int((g["created"] >= 0).sum())
     ended = int((g["ended"] >= 0).sum())
     blocked = sum(x.still_blocked for x in groups)
@@ -64,9 +71,12 @@ def render_summary(s: TraceSummary, groups: list[GoroutineGroup], out: TextIO,
     when = recorded_at(s)
     if when:
         print(f"  recorded at {when}", file=out)
-    print(f"  duration {duration(s.duration_ns)}, {c['events']:,} events, "
+    if s.times_in_ticks:
+        print("  times in clock ticks, not seconds: the trace lost the clock frequency a "
+              "Go 1.11-1.21 trace writes at its end", file=out)
+    print(f"  duration {span(s.duration_ns)}, {c['events']:,} events, "
           f"{c['cpu_samples']:,} CPU samples, {c['gc_cycles']} GC cycle(s), "
-          f"{c['stw_pauses']} stop-the-world pause(s) totalling {duration(c['stw_ns'])}", file=out)
+          f"{c['stw_pauses']} stop-the-world pause(s) totalling {span(c['stw_ns'])}", file=out)
     print(f"  {len(g):,} goroutines: {created:,} created and {ended:,} ended during the trace, "
           f"{blocked:,} blocked at the end", file=out)
     skipped = sum(gen.experimental_bytes for gen in s.generations)
@@ -97,10 +107,10 @@ def render_summary(s: TraceSummary, groups: list[GoroutineGroup], out: TextIO,
             print(f"         blocked at {frame_text(grp.blocked_at)}", file=out)
         if grp.still_blocked:
             print(f"         {grp.still_blocked:,} still blocked at the end, longest for "
-                  f"{duration(grp.longest_wait_ns)}, {duration(grp.pending_ns)} in all",
+                  f"{span(grp.longest_wait_ns)}, {span(grp.pending_ns)} in all",
                   file=out)
-        reasons = ", ".join(f"{r or 'unknown'} {duration(ns)}" for r, ns in
+        reasons = ", ".join(f"{r or 'unknown'} {span(ns)}" for r, ns in
                             sorted((grp.blocked_by_reason or {}).items(), key=lambda x: -x[1]))
-        print(f"         running {duration(grp.running_ns)}, runnable {duration(grp.runnable_ns)}, "
-              f"syscall {duration(grp.syscall_ns)}, blocked and woken {duration(grp.blocked_ns)}"
+        print(f"         running {span(grp.running_ns)}, runnable {span(grp.runnable_ns)}, "
+              f"syscall {span(grp.syscall_ns)}, blocked and woken {span(grp.blocked_ns)}"
               + (f" ({reasons})" if reasons else ""), file=out)
