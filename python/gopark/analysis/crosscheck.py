@@ -173,13 +173,22 @@ def same_process(inv: Inventory, facts: TraceFacts, index: _SiteIndex | None = N
         ids = np.array(group.goroutine_ids, np.int64)
         rows, found = table.rows(ids)
         seen += int(found.sum())
+        # only a stack whose frames are known can agree or disagree with the dump
         placed = found & (table.columns["end_state"][rows] == GO_WAITING) \
-            & (table.columns["block_stack"][rows] > 0)
+            & _with_frames(facts, table.columns["block_stack"][rows])
         here = index.blocked(group.key)
         hits = sum(1 for i in ids[placed].tolist() if i in here)
         agree += hits
         disagree += int(placed.sum()) - hits
     return agree > disagree if agree + disagree else seen > 0
+
+
+def _with_frames(facts: TraceFacts, stacks: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Which stack IDs have known frames: not 0 (no stack), nor a stack of a cut Go
+    1.11–1.21 trace whose frames were lost with its end (a placeholder with no file)."""
+    uniq, inv = np.unique(stacks, return_inverse=True)
+    known = [sid > 0 and any(f.file for f in facts.frames(sid)) for sid in uniq.tolist()]
+    return np.array(known, np.bool_)[inv.reshape(-1)] if known else np.zeros(0, np.bool_)
 
 
 def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> GroupCheck:
@@ -188,10 +197,14 @@ def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> G
     if by_id:
         members = [i for i in group.goroutine_ids if i in facts.goroutines]
         check = GroupCheck(group, "id", traced=len(members))
-        # Older Go (1.22) writes no stack for a goroutine blocked since before the trace:
-        # the dump says where that same goroutine waits.
-        blocked = blocked | {i for i in members if facts.goroutines[i].blocked_at_end
-                             and not facts.goroutines[i].block_stack}
+        # Older Go (1.22) writes no stack for a goroutine blocked since before the trace,
+        # and a cut Go 1.11-1.21 trace loses the frames of its stacks: the dump says where
+        # that same goroutine waits, if the trace never saw it woken.
+        unplaced = [facts.goroutines[i] for i in members]
+        unplaced = [g for g in unplaced if g.blocked_at_end and g.wakes == 0]
+        known = _with_frames(facts, np.array([g.block_stack for g in unplaced], np.int64))
+        blocked = blocked | {g.id for g, k in zip(unplaced, known.tolist(), strict=True)
+                             if not k}
         members = [i for i in members if i in wakes or i in blocked]
     else:
         members = sorted(wakes.keys() | blocked)
