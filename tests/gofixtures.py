@@ -106,6 +106,18 @@ def run(name: str, short: str = "1.27", args: Sequence[str] = (), env: dict[str,
     return GoProcess(program(name, short, experiment), args, env=env)
 
 
+def stderr_of_crash(name: str, short: str, args: Sequence[str],
+                    env: dict[str, str] | None = None) -> bytes:
+    """stderr of fixture `name` run with `args` that make it panic (e.g. -crash) once ready.
+
+    Not through GoProcess.start, which waits for "ready": the program may be gone before
+    the reader thread has passed that line on, which start takes for dying early."""
+    proc = subprocess.run([str(program(name, short)), *args], env=dict(os.environ, **(env or {})),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])  # a Go panic
+    return proc.stderr
+
+
 def fetch(p: GoProcess, path: str, timeout: float = 60.0) -> bytes:
     """GET http://addr/debug/pprof/<path> from a running fixture."""
     r = httpx.get(p.base_url + path, timeout=timeout)

@@ -77,11 +77,8 @@ def leak_dumps(version: str, experiment: str = "") -> tuple[bytes, bytes]:
 @functools.cache
 def crash_traceback(version: str, traceback: str) -> bytes:
     """stderr of sendaftertimeout panicking (-crash) under GOTRACEBACK=traceback."""
-    p = gofixtures.run("sendaftertimeout", version, ["-n", str(N), "-crash"],
-                       env={"GOTRACEBACK": traceback})
-    p.start()
-    p.wait(60)
-    return p.stderr_text().encode()
+    return gofixtures.stderr_of_crash("sendaftertimeout", version, ["-n", str(N), "-crash"],
+                                      env={"GOTRACEBACK": traceback})
 
 
 @functools.cache

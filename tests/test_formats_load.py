@@ -35,10 +35,7 @@ def captures() -> dict[str, bytes]:
 
 @functools.cache
 def traceback() -> bytes:
-    p = gofixtures.run("sendaftertimeout", "1.24", ["-n", str(N), "-crash"])
-    p.start()
-    p.wait(60)
-    return p.stderr_text().encode()
+    return gofixtures.stderr_of_crash("sendaftertimeout", "1.24", ["-n", str(N), "-crash"])
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
