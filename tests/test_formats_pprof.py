@@ -304,10 +304,16 @@ def test_empty_input() -> None:
 
 
 def test_truncated_protobuf_names_the_offset(real_profile: bytes) -> None:
-    cut = len(real_profile) * 2 // 3
-    err = error_of(real_profile[:cut])
-    assert err.where is not None and err.where.startswith("byte ")
-    assert 0 <= int(err.where.split()[1]) < cut
+    # Cut inside a field: in a string of the string table, and inside the first location's
+    # line. (A cut at a fixed fraction of a live profile can fall between two fields: the
+    # rest then reads fine and the missing strings are the error, with no offset.)
+    line = message(real_profile).location[0].line[0].SerializeToString()
+    inside = [real_profile.index(b"main.fetch.func1") + 5,
+              real_profile.index(b"\x22" + bytes([len(line)]) + line) + 3]
+    for cut in inside:
+        err = error_of(real_profile[:cut])
+        assert err.where is not None and err.where.startswith("byte "), (cut, err)
+        assert 0 <= int(err.where.split()[1]) < cut
 
 
 def test_damage_inside_a_sub_message_is_located(real_profile: bytes) -> None:
