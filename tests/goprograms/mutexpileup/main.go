@@ -16,10 +16,12 @@ type cache struct {
 	conn    net.Conn
 }
 
-// refresh holds c.mu while it waits for the upstream: the bug.
-func (c *cache) refresh() {
+// refresh holds c.mu while it waits for the upstream: the bug. It closes locked once
+// it holds the lock.
+func (c *cache) refresh(locked chan<- struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	close(locked)
 	buf := make([]byte, 1)
 	_, _ = c.conn.Read(buf) // upstream accepted the connection and never writes
 	c.entries = map[int]string{}
@@ -56,7 +58,11 @@ func main() {
 				panic(err)
 			}
 			shared = &cache{entries: map[int]string{}, conn: conn}
-			go shared.refresh()
+			// Every request queues: none may take the lock before refresh does (the
+			// scheduler, on a busy machine, could run many requests first).
+			locked := make(chan struct{})
+			go shared.refresh(locked)
+			<-locked
 		},
 		Request: func(i int) { shared.get(i) },
 	})
