@@ -161,7 +161,7 @@ print(json.dumps({"grew_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 def test_endless_body_capped_without_holding_it_in_memory(tmp_path: Path) -> None:
     with gofixtures.run("hugebody", "1.27", ["-n", "0", "-endless", "heap"]) as p:
         out = subprocess.run([sys.executable, "-c", _MEASURE, p.base_url, str(tmp_path / "b")],
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     # Four heap requests (proto and debug=1, at start and end), each cut at 64 MiB.

@@ -33,11 +33,14 @@ def test_plain_output_highlights_the_growing_group() -> None:
     assert totals == sorted(totals) and totals[-1] - totals[0] >= 20
     growing = [ln for ln in lines if " growing " in ln]
     assert growing and all("main.fetch.func1 main.go:20" in ln for ln in growing)
-    # The summary names the group and its rate (20/s ≈ 1,200/min; loose bounds: 2 cores).
+    # The summary names the group and its rate (20/s ≈ 1,200/min). Loose bounds: on a loaded
+    # machine each snapshot's time is taken up to a few hundred ms after the target wrote it,
+    # which over a ~2 s watch moves the rate by a quarter; counting per second or twice
+    # (20/min, 2,400/min) would still be far out.
     summary = lines[lines.index(next(ln for ln in lines if ln.startswith("watched "))):]
     grow = next(ln for ln in summary if ln.startswith("growing:"))
     rate = float(re.search(r"\(\+([\d,.]+)/min\)", grow)[1].replace(",", ""))  # type: ignore[index]
-    assert 600 < rate < 1500 and "main.fetch.func1" in grow
+    assert 600 < rate < 2000 and "main.fetch.func1" in grow
     assert any("not steady" in ln for ln in summary)
 
 
