@@ -31,8 +31,9 @@ from gopark.analysis.tracefacts import TraceFacts, trace_facts
 from gopark.errors import InputError
 from gopark.formats.load import load_path
 from gopark.formats.pprof import parse_profile
+from gopark.formats.trace import summarize_trace
 from gopark.model import Frame, Snapshot
-from tracefixtures import busy_trace, go_tool
+from tracefixtures import busy_trace, go_tool, wait_parked
 
 TRACE_SECONDS = 2
 
@@ -45,6 +46,8 @@ class Capture:
     trace: Path
     dump: Path
     debug1: Path
+    parked_before: int = 0
+    """How many goroutines a dump just before the trace showed parked (see PARKED)."""
 
     def snapshot(self) -> Snapshot:
         s = load_path(self.dump)[0]
@@ -61,10 +64,24 @@ class Capture:
         return diagnose([self.snapshot(), self.trace]).findings
 
 
-def _capture(tmp: Path, name: str, args: list[str], env: dict[str, str] | None = None) -> Capture:
+# Where each scenario's goroutines park before the trace starts: (function on the stack,
+# dump state, or "" for any state). The capture waits for all N of them, and tests bound
+# the trace's counts by how many the dump before the trace shows there.
+PARKED = {
+    "sendaftertimeout": ("main.fetch.func1", "chan send"),
+    "tickerloop": ("main.startSession.func1", ""),
+    "mutexpileup": ("main.(*cache).get", "sync.Mutex.Lock"),
+}
+
+
+def _capture(tmp: Path, name: str, args: list[str], env: dict[str, str] | None = None,
+             version: str = "1.27", seconds: int = TRACE_SECONDS) -> Capture:
     out = Capture(tmp / f"{name}.trace", tmp / f"{name}.debug2.txt", tmp / f"{name}.debug1.txt")
-    with gofixtures.run(name, "1.27", args, env=env) as p:
-        out.trace.write_bytes(gofixtures.fetch(p, f"trace?seconds={TRACE_SECONDS}"))
+    with gofixtures.run(name, version, args, env=env) as p:
+        if name in PARKED:
+            function, state = PARKED[name]
+            out.parked_before = wait_parked(p, function, state, int(args[args.index("-n") + 1]))
+        out.trace.write_bytes(gofixtures.fetch(p, f"trace?seconds={seconds}"))
         out.dump.write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
         out.debug1.write_bytes(gofixtures.fetch(p, "goroutine?debug=1"))
     return out
@@ -77,11 +94,15 @@ def captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Capture]:
     tmp = tmp_path_factory.mktemp("crosscheck")
     env = {"GOMAXPROCS": "2"}
     return {
-        "leak": _capture(tmp, "sendaftertimeout", ["-n", "200", "-rate", "20"], env),
+        # several generations in 2 s, for the cut test
+        "leak": _capture(tmp, "sendaftertimeout", ["-n", "200", "-rate", "20"],
+                         env | {"GODEBUG": "traceadvanceperiod=500000000"}),
         "ticker": _capture(tmp, "tickerloop", ["-n", "200", "-rate", "20"], env),
         "healthy": _capture(tmp, "healthyservice", ["-n", "200", "-rate", "200"], env),
         "cpu": _capture(tmp, "cpuspin", ["-n", "0"], env),
-        "lock": _capture(tmp, "lockcontention", ["-n", "16"], env),
+        # several generations in 2 s, for the cut tests
+        "lock": _capture(tmp, "lockcontention", ["-n", "16"],
+                         env | {"GODEBUG": "traceadvanceperiod=300000000"}),
         "pileup": _capture(tmp, "mutexpileup", ["-n", "200", "-rate", "20"], env),
     }
 
@@ -114,13 +135,15 @@ def _by_category(findings: list[Finding], category: str) -> list[Finding]:
 def test_leaked_senders_were_never_woken(captures: dict[str, Capture]) -> None:
     """sendaftertimeout: the senders the dump shows blocked were never woken in the window;
     the 200 leaked up front were blocked all of it, the ones started during it joined."""
-    c = _check_at(captures["leak"].checks(), "main.fetch.func1")
+    cap = captures["leak"]
+    c = _check_at(cap.checks(), "main.fetch.func1")
     assert c.joined_by == "id"
     # one started just before the trace ended may still be asleep in slowLookup there
     assert c.traced >= 200 and c.at_site >= c.traced - 5
     assert c.woken == 0
     assert c.never_woken == c.at_site
-    assert c.whole_window >= 195  # the 200 started before "ready", minus any still asleep
+    # every sender the dump before the trace showed blocked stayed blocked throughout
+    assert cap.parked_before >= 200 and c.whole_window >= cap.parked_before
     assert c.new_never_woken >= 20  # -rate 20 for 2 s
     assert not is_timer_loop(c)
 
@@ -129,14 +152,12 @@ def test_leaked_senders_were_never_woken(captures: dict[str, Capture]) -> None:
 def test_leaked_senders_never_woken_older_go(version: str, tmp_path: Path) -> None:
     """The same join on the trace formats of older Go releases (Go 1.22 writes no stack
     for goroutines blocked since before the trace: the id join places them by the dump)."""
-    cap = Capture(tmp_path / "t.trace", tmp_path / "d.txt", tmp_path / "d1.txt")
-    with gofixtures.run("sendaftertimeout", version, ["-n", "100", "-rate", "20"]) as p:
-        cap.trace.write_bytes(gofixtures.fetch(p, "trace?seconds=1"))
-        cap.dump.write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
+    cap = _capture(tmp_path, "sendaftertimeout", ["-n", "100", "-rate", "20"],
+                   version=version, seconds=1)
     c = _check_at(cap.checks(), "main.fetch.func1")
     assert c.joined_by == "id"
     assert c.at_site >= 100 and c.woken == 0 and c.never_woken == c.at_site
-    assert c.whole_window >= 95 and c.new_never_woken >= 5
+    assert c.whole_window >= cap.parked_before >= 100 and c.new_never_woken >= 5
 
 
 def test_leak_finding_confirmed_by_the_trace(captures: dict[str, Capture]) -> None:
@@ -184,15 +205,18 @@ def test_trace_of_another_program_joins_by_stack(captures: dict[str, Capture]) -
 def test_ticker_loop_keeps_waking(captures: dict[str, Capture]) -> None:
     """tickerloop: every session goroutine is woken by its 50 ms ticker about 40 times in
     2 s, by the runtime's timers, not by another goroutine."""
-    c = _check_at(captures["ticker"].checks(), "main.startSession.func1")
+    cap = captures["ticker"]
+    c = _check_at(cap.checks(), "main.startSession.func1")
     assert c.at_site >= 200
     assert c.woken >= 0.9 * c.at_site
     assert 30 <= c.wakes_per_goroutine <= 42
     assert c.period_ns is not None and 45e6 <= c.period_ns <= 60e6
     assert c.timer_share >= 0.9
     assert is_timer_loop(c)
-    assert c.old_alive >= 195 and c.new_alive >= 20  # -rate 20 for 2 s
-    [f] = [f for f in _by_category(captures["ticker"].findings(), "ticker")
+    # the sessions the dump before the trace showed never end; -rate 20 adds more for 2 s
+    assert cap.parked_before >= 200 and c.old_alive >= cap.parked_before
+    assert c.new_alive >= 20
+    [f] = [f for f in _by_category(cap.findings(), "ticker")
            if f.verdict != "benign"]
     assert f.verdict == "confirmed"
     assert any("by a timer" in e for e in f.evidence), f.evidence
@@ -343,7 +367,8 @@ def test_stuck_lock_holder_is_a_leak_not_contention(captures: dict[str, Capture]
     the lock ever ends, so it is no hot lock: a mutex leak the trace confirms."""
     cap = captures["pileup"]
     c = _check_at(cap.checks(), "main.(*cache).get")
-    assert c.woken == 0 and c.never_woken >= 200 and c.whole_window >= 195
+    assert c.woken == 0 and c.never_woken >= 200
+    assert cap.parked_before >= 200 and c.whole_window >= cap.parked_before
     d = diagnose([cap.snapshot(), cap.trace])
     assert not _by_category(d.findings, "lock-contention")
     [f] = _by_category(d.findings, "mutex")
@@ -355,8 +380,11 @@ def test_damaged_trace_is_a_note(captures: dict[str, Capture], tmp_path: Path) -
     """A trace cut short still gives what it holds, with a note naming the byte offset; a
     trace with nothing readable is skipped with a one-line note, the dump still diagnosed."""
     data = captures["leak"].trace.read_bytes()
+    gens = summarize_trace(data).generations
+    assert len(gens) >= 2, "GODEBUG should have made a generation every 0.5 s"
     cut = tmp_path / "cut.trace"
-    cut.write_bytes(data[: len(data) * 2 // 3])
+    # in the middle of the last generation: the ones before it are whole
+    cut.write_bytes(data[: (gens[-1].start_offset + gens[-1].end_offset) // 2])
     d = diagnose([captures["leak"].snapshot(), cut])
     assert any(str(cut) in n and "byte" in n for n in d.notes), d.notes
     assert d.summary.sched_latency_ms is not None
@@ -373,8 +401,15 @@ def test_damaged_traces_give_facts_or_one_error(captures: dict[str, Capture]) ->
     import random
 
     data = captures["lock"].trace.read_bytes()
+    ends = [g.end_offset for g in summarize_trace(data).generations]
+    assert len(ends) >= 2, "GODEBUG should have made a generation every 0.3 s"
     rng = random.Random(7)
-    damaged = [data[:n] for n in sorted(rng.sample(range(len(data)), 15))]
+    # Random cuts, plus some that land for sure: in the header (nothing readable, an
+    # error) and after the first generation (facts of what came before).
+    later = range(ends[0] + 1, len(data))
+    cuts = set(rng.sample(range(len(data)), 15)) | {40} | \
+        {later[k * len(later) // 5] for k in range(5)}
+    damaged = [data[:n] for n in sorted(cuts)]
     for _ in range(15):
         b = bytearray(data)
         for i in rng.sample(range(16, len(b)), 8):
@@ -389,8 +424,8 @@ def test_damaged_traces_give_facts_or_one_error(captures: dict[str, Capture]) ->
             outcomes["error"] += 1
             continue
         outcomes["facts"] += 1
-        if len(d) < len(data):
-            assert facts.damage is not None  # a cut trace never passes for a whole one
+        if len(d) < len(data) and facts.damage is None:
+            assert len(d) in ends  # a cut between generations; else never passes for whole
         facts.sched_latency_ms()
         crosscheck(inventory(captures["lock"].snapshot()), facts)
     assert outcomes["facts"] >= 5 and outcomes["error"] >= 1, outcomes

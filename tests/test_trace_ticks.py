@@ -9,7 +9,8 @@ ticks (tens of ns each on amd64): `gopark trace` must print "N ticks" and `time_
 The fixture is a real Go 1.21 program (tracebusy, leaking 100 goroutines a second) and a
 trace and a debug=2 dump fetched from it. The cut is computed from the file (half its
 length, inside the events: a 1 s trace of tracebusy is megabytes of events, its final
-tables a few kB); where the reader stopped is read back from it, never assumed.
+tables a few kB; halved again should a cut there still read the frequency); where the
+reader stopped is read back from it, never assumed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from gopark.analysis.crosscheck import sched_latency_findings
 from gopark.analysis.tracefacts import trace_facts
 from gopark.formats.trace import Trace, load_trace
 from gopark.report.trace_text import duration
+from tracefixtures import wait_parked
 
 # A duration printed in a time unit ("14.74ms", "411.1µs", "1.0 s", "950ns").
 TIME_UNIT = re.compile(r"\b\d[\d.,]*\s?(ns|µs|ms|s)\b")
@@ -51,12 +52,22 @@ def cap(tmp_path_factory: pytest.TempPathFactory) -> Capture:
     with gofixtures.run("tracebusy", "1.21", args, env={"GOMAXPROCS": "2"}) as p:
         # Leaks pile up before the trace too: the group is a suspect (>= 50) by a margin,
         # and some of it is blocked the whole window. More only adds margin.
-        time.sleep(1.0)
+        wait_parked(p, "main.leak.func1", "chan send", 100)
         out.whole.write_bytes(gofixtures.fetch(p, "trace?seconds=1", timeout=120))
         out.dump.write_bytes(gofixtures.fetch(p, "goroutine?debug=2", timeout=120))
     data = out.whole.read_bytes()
-    out.cut.write_bytes(data[:len(data) // 2])
+    out.cut.write_bytes(data[:_cut_before_the_frequency(data)])
     return out
+
+
+def _cut_before_the_frequency(data: bytes) -> int:
+    """Half the file's length; halved again while a cut there still reads the frequency
+    (a trace whose final tables are half of it, which a busy second never gives: the
+    tests below then check the cut kept enough events)."""
+    cut = len(data) // 2
+    while cut > 16 and not load_trace(data[:cut]).times_in_ticks:
+        cut //= 2
+    return cut
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
-from gofixtures import CACHE, GO_VERSIONS, GOPROGRAMS, go_binary, goroot, program
+from gofixtures import CACHE, GO_VERSIONS, GOPROGRAMS, fetch, go_binary, goroot, program
+from gopark.demo.goprocess import GoProcess
+from gopark.formats.load import load_bytes
 from gopark.formats.trace import load_trace
+from gopark.model import Snapshot
 from gopark.report.trace_events import render_parsed
 
 # Trace format versions the v2 reader handles, by the Go release that writes them.
@@ -111,3 +115,27 @@ def first_difference(want: list[str], got: list[str]) -> str:
     if len(want) != len(got):
         return f"go printed {len(want)} lines, gopark {len(got)}"
     return ""
+
+
+def parked(dump: bytes, function: str, state: str = "") -> int:
+    """How many goroutines of a debug=2 dump have ``function`` on their stack (and are in
+    ``state``, if given)."""
+    [snap] = load_bytes(dump, "dump.txt")
+    assert isinstance(snap, Snapshot)
+    return sum(1 for g in snap.goroutines
+               if (not state or g.state == state)
+               and any(f.function == function for f in g.frames))
+
+
+def wait_parked(p: GoProcess, function: str, state: str, n: int, timeout: float = 120.0) -> int:
+    """Poll goroutine dumps of ``p`` until at least ``n`` goroutines have ``function`` on
+    their stack in ``state`` ("" for any), so that a trace started next sees them all
+    blocked (the fixtures' 300 ms head start is not enough on a loaded machine); returns
+    how many the last dump shows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = parked(fetch(p, "goroutine?debug=2"), function, state)
+        if count >= n or time.monotonic() > deadline:
+            assert count >= n, f"only {count} of {n} goroutines at {function} after {timeout} s"
+            return count
+        time.sleep(0.2)
