@@ -439,7 +439,9 @@ def test_cli_text_shows_latency_and_trace_evidence(captures: dict[str, Capture])
                            str(cap.trace)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "sched latency: mean " in proc.stdout
-    assert "traced were woken in 2.0 s" in proc.stdout
+    # the window is the trace's own span (2 s asked; a loaded machine stops it late)
+    window = cap.facts().duration_ns / 1e9
+    assert 1.9 <= window <= 10 and f"traced were woken in {window:.1f} s" in proc.stdout
 
 
 def test_cli_collects_a_trace_and_cross_checks(tmp_path: Path) -> None:
