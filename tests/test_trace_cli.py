@@ -111,6 +111,7 @@ def test_damaged_file_is_read_up_to_the_damage(long_trace: Path, tmp_path: Path)
     (b"go 1.20 trace\x00\x00\x00", "unsupported trace version go 1.20"),
     (b"go 1.99 trace\x00\x00\x00", "unsupported trace version go 1.99"),
     (b"go 1.26 trace\x00\x00\x00\x01\x01\x02\x03\x40abc", "file ends inside a batch"),
+    (b"go 1.26 trace\x00\x00\x00", "no events: the trace ends after its header"),
 ])
 def test_unreadable_file_is_one_line_and_exit_2(tmp_path: Path, content: bytes,
                                                 expect: str) -> None:

@@ -312,10 +312,16 @@ class TraceReader:
         return Damage(int(offset), kind, message, max(0.0, min(1.0, lost)))
 
     def _check_readable(self) -> None:
+        if self._raw.generations():
+            return
         d = self.damage()
-        if d is not None and not self._raw.generations():
+        if d is not None:
             raise InputError(self.source, f"byte {d.offset}",
                              f"{d.message} [{d.kind}]; nothing readable")
+        # Go writes at least one generation even for a trace stopped at once: a file
+        # that ends right after its header was cut there.
+        raise InputError(self.source, f"byte {self.size}",
+                         "no events: the trace ends after its header [truncated]; nothing readable")
 
     def summary(self) -> TraceSummary:
         """Read what is left (keeping no events) and return the summary."""
