@@ -265,6 +265,34 @@ impl<R: Read> GenerationReader<R> {
             ));
         }
         self.last_gen = g.genno;
+        // Before Go 1.26 nothing marks a generation's end: one that ends with the file (or at
+        // damage) may just be cut short, so what is missing from it is truncation, not a
+        // malformed trace.
+        let unfinished = v < 26 && self.spill.is_none();
+        let genno = g.genno;
+        let cut_short = |e: TraceError| {
+            if unfinished && e.kind == ErrorKind::Malformed {
+                TraceError::new(
+                    ErrorKind::Truncated,
+                    e.offset,
+                    format!("the file ends before generation {genno} is complete: {}", e.message),
+                )
+            } else {
+                e
+            }
+        };
+        Self::check_complete(&mut g, tables, catalog, v).map_err(cut_short)?;
+        Ok(Some(g))
+    }
+
+    /// Every generation has a frequency (and since Go 1.25 a clock snapshot), and its
+    /// stacks name strings that exist.
+    fn check_complete(
+        g: &mut Generation,
+        tables: RawTables,
+        catalog: &mut Catalog,
+        v: Version,
+    ) -> Result<()> {
         if g.freq == 0.0 {
             return Err(TraceError::new(
                 ErrorKind::Malformed,
@@ -279,7 +307,7 @@ impl<R: Read> GenerationReader<R> {
                 format!("generation {}: no clock snapshot event found", g.genno),
             ));
         }
-        resolve_tables(&mut g, tables, catalog)?;
+        resolve_tables(g, tables, catalog)?;
         for s in g.cpu_samples.iter_mut() {
             s.time = ticks_to_ns(g.freq, s.time as u64);
         }
@@ -287,7 +315,7 @@ impl<R: Read> GenerationReader<R> {
         if let Some(c) = g.clock.as_mut() {
             c.trace = ticks_to_ns(g.freq, c.trace as u64);
         }
-        Ok(Some(g))
+        Ok(())
     }
 }
 

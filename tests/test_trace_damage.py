@@ -75,6 +75,22 @@ def test_truncated_read_keeps_an_exact_prefix(multi: Path) -> None:
             np.testing.assert_array_equal(part.events[col][:n], full.events[col][:n], err_msg=col)
 
 
+def test_cut_in_the_last_tables_is_truncation(multi: Path) -> None:
+    """A cut among a generation's final string and stack tables is a cut file, never
+    "malformed" (before Go 1.26 nothing marks where a generation ends)."""
+    data = multi.read_bytes()
+    ends = [g.end_offset for g in load_trace(data).generations]
+    kinds = Counter()
+    for back in (1, 7, 50, 333, 2000):
+        cut = ends[-1] - back
+        if cut <= ends[-2]:
+            continue
+        n, damage, err = _read(data[:cut])
+        kind = damage.kind if damage is not None else "error" if err is not None else "clean"
+        kinds[kind] += 1
+    assert kinds and set(kinds) <= {"truncated", "clean"}, kinds
+
+
 def test_cut_anywhere(multi: Path) -> None:
     """Each cut's outcome follows from where it lands: inside the header, an error; at a
     generation's end, a clean read; after the first generation, the generations before
