@@ -20,7 +20,7 @@ from gopark.analysis.heap import (
 )
 from gopark.errors import InputError
 from gopark.formats.pprof import parse_profile
-from gopark.model import Frame, Profile
+from gopark.model import Frame, Profile, Sample
 
 VERSIONS = ["1.21", "1.24", "1.27"]
 
@@ -123,6 +123,31 @@ def test_site_deltas_agree_with_pprof_base(globalmap: tuple[str, list[Path]]) ->
     mine = {d.site: d.delta_bytes for d in diff.sites if d.delta_bytes}
     assert mine == {s: v for s, v in oracle.items() if v}
     assert any(s.function == "main.remember" for s in mine)
+
+
+def test_runtime_only_site_is_no_finding(globalmap: tuple[str, list[Path]]) -> None:
+    """A site with no frame of the program's own (a new goroutine's g from runtime.malg)
+    names no line to fix: it is never a finding, even when it grows, though the diff still
+    lists it. (CI once saw "1.0 MiB more heap held by allocations at runtime.mallocgc" for
+    tickerloop: two 512 KiB-rate samples of small runtime objects.) The rest of the real
+    profiles still give their finding at the insert."""
+    _, paths = globalmap
+    profiles = _load(paths)
+    last = profiles[-1]
+    space = [t.type for t in last.sample_types].index("inuse_space")
+    # A stack like the one a new goroutine's g is allocated at (runtime.malg, on the system
+    # stack: no frame of the program), holding 64 MiB more in the last profile.
+    tail = (Frame("runtime.mallocgc", "malloc.go", 1131), Frame("runtime.malg", "proc.go", 5000),
+            Frame("runtime.newproc1", "proc.go", 5050), Frame("runtime.systemstack", "asm.s", 500))
+    values = [0] * len(last.sample_types)
+    values[space] = 64 << 20  # far above every threshold
+    grown = Sample(values=tuple(values), frames=tail)
+    last.samples.append(grown)
+    diff = diff_heap(profiles)
+    assert any(d.site == grown.frames[0] and d.delta_bytes >= 64 << 20 for d in diff.sites)
+    findings = heap_findings(diff)
+    assert all(not f.location.function.startswith("runtime.") for f in findings if f.location)
+    assert any(f.location and f.location.function == "main.remember" for f in findings)
 
 
 def test_healthy_service_has_no_heap_growth(tmp_path: Path) -> None:

@@ -179,9 +179,10 @@ def heap_findings(diff: HeapDiff, memstats: Sequence[Mapping[str, int]] = (),
     """``heap-growth`` findings for sites that kept growing between the heap profiles.
 
     A site qualifies when its in-use space grew by at least `min_bytes` and by at least
-    MIN_SHARE of the whole heap's growth. With three or more profiles whose series keeps
-    rising (trend.keeps_rising), the verdict is ``confirmed``; from two profiles it is
-    ``suspected`` (a cache warming up looks the same over a short window).
+    MIN_SHARE of the whole heap's growth, and has a frame outside the runtime. With three
+    or more profiles whose series keeps rising (trend.keeps_rising), the verdict is
+    ``confirmed``; from two profiles it is ``suspected`` (a cache warming up looks the
+    same over a short window).
     """
     if diff.profiles < 2:
         return []
@@ -190,6 +191,11 @@ def heap_findings(diff: HeapDiff, memstats: Sequence[Mapping[str, int]] = (),
     out: list[Finding] = []
     for d in diff.sites:
         if d.delta_bytes < min_bytes or d.delta_bytes < MIN_SHARE * growth:
+            continue
+        if is_runtime(d.site.function, with_internal=True):
+            # No frame of the program's own: the runtime's bookkeeping for something else
+            # (a new goroutine's g, a timer), whose cause is a finding of its own; and at a
+            # 512 KiB sampling rate two samples of such small objects already read as 1 MiB.
             continue
         rising = keeps_rising(d.series)
         span = f" in {diff.seconds:.0f} s" if diff.seconds else ""
