@@ -10,6 +10,7 @@ from pathlib import Path
 import gofixtures
 import pytest
 from gopark.analysis.heap import (
+    MIN_SAMPLES,
     MIN_STACK,
     diff_heap,
     group_bytes,
@@ -148,6 +149,17 @@ def test_runtime_only_site_is_no_finding(globalmap: tuple[str, list[Path]]) -> N
     findings = heap_findings(diff)
     assert all(not f.location.function.startswith("runtime.") for f in findings if f.location)
     assert any(f.location and f.location.function == "main.remember" for f in findings)
+
+
+def test_growth_worth_few_samples_is_noise(globalmap: tuple[str, list[Path]]) -> None:
+    """Growth must be worth MIN_SAMPLES heap samples (the profile's period each)."""
+    _, paths = globalmap
+    diff = diff_heap(_load(paths))
+    assert diff.sample_rate == 512 * 1024  # Go's default MemProfileRate, from the profiles
+    top = diff.sites[0].delta_bytes
+    assert heap_findings(diff) and top >= MIN_SAMPLES * diff.sample_rate
+    diff.sample_rate = top // MIN_SAMPLES + 1  # a sparser sampling: the same growth is noise
+    assert heap_findings(diff) == []
 
 
 def test_healthy_service_has_no_heap_growth(tmp_path: Path) -> None:

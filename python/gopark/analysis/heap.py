@@ -37,6 +37,9 @@ MIN_GROWTH_BYTES = 1 << 20
 MIN_SHARE = 0.10
 """…and account for at least this share of the heap's growth between the two profiles."""
 
+MIN_SAMPLES = 4
+"""…and grow by at least this many heap samples' worth (4 × 512 KiB by default)."""
+
 
 def site_frame(frames: Sequence[Frame]) -> Frame | None:
     """The allocation site of a heap sample: its innermost named frame outside the runtime
@@ -87,6 +90,8 @@ class HeapDiff:
     profiles: int
     seconds: float | None
     """Time between the first and last profile, when both carry a time."""
+    sample_rate: int = 0
+    """Bytes per heap sample on average (the profile's period, 512 KiB by default)."""
 
     @property
     def delta_total(self) -> int:
@@ -146,6 +151,7 @@ def diff_heap(profiles: Sequence[Profile]) -> HeapDiff:
         sites=ordered,
         profiles=len(profiles),
         seconds=(t1 - t0).total_seconds() if t0 and t1 and len(profiles) > 1 else None,
+        sample_rate=max(p.period for p in profiles),
     )
 
 
@@ -187,6 +193,9 @@ def heap_findings(diff: HeapDiff, memstats: Sequence[Mapping[str, int]] = (),
     if diff.profiles < 2:
         return []
     growth = max(diff.delta_total, 0)
+    # A sampled small object stands for a whole sampling period of bytes: growth worth fewer
+    # than MIN_SAMPLES samples is sampling noise, not a site that keeps growing.
+    min_bytes = max(min_bytes, MIN_SAMPLES * diff.sample_rate)
     ms = memstats_line(memstats)
     out: list[Finding] = []
     for d in diff.sites:
