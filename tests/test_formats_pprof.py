@@ -29,7 +29,7 @@ ENDPOINTS = {
     "block": "block",
     "mutex": "mutex",
     "threadcreate": "threadcreate",
-    "cpu": "profile?seconds=1",
+    "cpu": "profile?seconds=2",  # at -rate 200, ~40 samples in checksum
 }
 LEAKED = 40  # sendaftertimeout requests, each leaks one goroutine
 LABELEDWORK = gofixtures.GOPROGRAMS / "labeledwork" / "main.go"

@@ -39,9 +39,11 @@ import (
 )
 
 var (
-	slowDelay  = flag.Duration("upstream-delay", 60*time.Millisecond, "how slow the upstream is for a cold item")
-	deadline   = flag.Duration("deadline", 20*time.Millisecond, "how long /search waits for the upstream")
-	offers     = flag.Int("offers", 640, "offers on a result page (about 100 bytes each)")
+	slowDelay = flag.Duration("upstream-delay", 60*time.Millisecond, "how slow the upstream is for a cold item")
+	deadline  = flag.Duration("deadline", 20*time.Millisecond, "how long /search waits for the upstream")
+	// ~200 KB pages: the heap profile samples one allocation per 512 KiB on average, so
+	// smaller pages would let a short look (--quick) miss the cache growing.
+	offers     = flag.Int("offers", 2000, "offers on a result page (about 100 bytes each)")
 	auditQueue = make(chan string, 128)
 	pages      = pageCache{entries: map[string][]byte{}}
 )
