@@ -144,6 +144,24 @@ def test_trace_copied_out_of_a_zip_is_removed_at_exit(nested: Path, tmp_path: Pa
     assert not Path(copy).exists() and not Path(copy).parent.exists()
 
 
+def test_goroutines_and_diff_copy_no_trace_out_of_a_zip(nested: Path) -> None:
+    """They read no trace, so a zipped bundle's trace stays in the zip (diagnose, which
+    reads it, copies it out: the test above). The scratch folder for copies is made on
+    first use, so it never being made means nothing was copied."""
+    script = ("import sys; from gopark import inputs; from gopark.cli import main\n"
+              "for command in ('goroutines', 'diff'):\n"
+              "    assert main([command, sys.argv[1]]) == 0\n"
+              "assert inputs.load_inputs([sys.argv[1]], traces=False).items\n"
+              "print('copies', inputs._scratch.cache_info().currsize)\n"
+              "inputs.load_inputs([sys.argv[1]])\n"
+              "print('copies', inputs._scratch.cache_info().currsize)\n")
+    r = subprocess.run([sys.executable, "-c", script, str(nested)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    # none for goroutines, diff and traces=False; one (the check is real) for diagnose's load
+    assert r.stdout.splitlines()[-2:] == ["copies 0", "copies 1"]
+
+
 # -- hostile and damaged zips ------------------------------------------------------------
 
 

@@ -52,10 +52,11 @@ def is_bundle(path: str | Path) -> bool:
     return (p.is_dir() and (p / MANIFEST).is_file()) or is_zip(p)
 
 
-def load_inputs(paths: Iterable[str | Path]) -> Inputs:
+def load_inputs(paths: Iterable[str | Path], traces: bool = True) -> Inputs:
     """Load files and bundles (folders and zips). Raises InputError for an unreadable file,
     a folder or zip that is not a bundle, or a damaged zip; a file *inside* a bundle that
-    cannot be parsed becomes a note."""
+    cannot be parsed becomes a note. ``traces=False`` leaves a bundle's execution trace
+    out (a zipped bundle's would be copied out to a temporary file for nothing)."""
     out = Inputs()
     for path in paths:
         p = Path(path)
@@ -63,7 +64,7 @@ def load_inputs(paths: Iterable[str | Path]) -> Inputs:
             bundle = open_bundle(p)
             out.target = out.target or bundle.target
             out.go_version = out.go_version or bundle.go_version
-            items, notes = load_bundle(bundle)
+            items, notes = load_bundle(bundle, traces)
             out.items.extend(items)
             out.notes.extend(notes)
         else:
@@ -135,13 +136,14 @@ def heap_text_profile(data: bytes, source: str) -> Profile:
 _USED_KINDS = ("goroutine", "goroutineleak", "heap", "allocs", "block", "mutex", "cpu", "trace")
 
 
-def load_bundle(bundle: Bundle) -> tuple[list[Loaded], list[str]]:
-    """Every usable file of `bundle` as model objects (and paths for traces), with the
-    time each was taken; plus one note per file that could not be read."""
+def load_bundle(bundle: Bundle, traces: bool = True) -> tuple[list[Loaded], list[str]]:
+    """Every usable file of `bundle` as model objects (and paths for traces, unless
+    ``traces`` is False), with the time each was taken; plus one note per file that could
+    not be read."""
     items: list[Loaded] = []
     notes: list[str] = []
     for f in bundle.files:
-        if not f.ok or f.kind not in _USED_KINDS:
+        if not f.ok or f.kind not in _USED_KINDS or (f.kind == "trace" and not traces):
             continue
         try:
             items.extend(_load_bundle_file(bundle, f))

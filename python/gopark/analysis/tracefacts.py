@@ -199,8 +199,7 @@ class TraceFacts:
         """A trace stack as model frames (innermost first), cached."""
         got = self._frames.get(stack_id)
         if got is None:
-            got = self._frames[stack_id] = tuple(
-                Frame(f.function, f.file, f.line) for f in self.catalog.stack(stack_id))
+            got = self._frames[stack_id] = tuple(self.catalog.stack(stack_id))
         return got
 
     def sched_latency_ms(self) -> dict[str, float] | None:

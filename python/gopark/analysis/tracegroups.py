@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gopark.formats.trace import GO_STATES, GO_WAITING, Frame, TraceSummary
+from gopark.formats.trace import GO_STATES, GO_WAITING, TraceSummary
+from gopark.model import Frame
 
 
 @dataclass

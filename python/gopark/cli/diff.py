@@ -64,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
         if not is_bundle(args.before):
             raise GoparkError(f"{args.before}: with one argument, give a bundle (folder or zip) "
                               "(gopark collect); otherwise give two inputs")
-        items = load_inputs([args.before]).items
+        items = load_inputs([args.before], traces=False).items
         snaps, heaps = _snapshots(items), _heaps(items)
         before = (snaps[0] if snaps else None, heaps[0] if heaps else None)
         after = (snaps[-1] if len(snaps) > 1 else None, heaps[-1] if len(heaps) > 1 else None)
     else:
-        a, b = load_inputs([args.before]).items, load_inputs([args.after]).items
+        a = load_inputs([args.before], traces=False).items
+        b = load_inputs([args.after], traces=False).items
         sa, sb, ha, hb = _snapshots(a), _snapshots(b), _heaps(a), _heaps(b)
         before = (sa[-1] if sa else None, ha[-1] if ha else None)
         after = (sb[-1] if sb else None, hb[-1] if hb else None)

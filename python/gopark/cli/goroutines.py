@@ -71,7 +71,7 @@ def _load(path: str) -> list[object]:
     if _is_bundle(path):
         from gopark.inputs import load_inputs  # bundles only: collection code loads slowly
 
-        return list(load_inputs([path]).items)
+        return list(load_inputs([path], traces=False).items)
     from gopark.formats.load import load_path
 
     return list(load_path(path))

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from gopark import _core
 from gopark.errors import InputError
+from gopark.model import Frame
 
 # Event kinds (the `kind` column).
 KIND_NAMES = (
@@ -52,16 +53,6 @@ PROC_STATES = ("Undetermined", "NotExist", "Running", "Idle")
 SCOPE_NONE, SCOPE_GOROUTINE, SCOPE_PROC = 0, 1, 2
 
 Source = str | os.PathLike[str] | bytes
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One stack frame."""
-
-    function: str
-    file: str
-    line: int
-    pc: int
 
 
 @dataclass(frozen=True)

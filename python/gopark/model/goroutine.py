@@ -17,6 +17,9 @@ class Frame:
     function: str
     file: str = ""
     line: int = 0
+    pc: int = field(default=0, compare=False)
+    """Program counter, where the source gives one (execution traces); 0 otherwise. Not
+    part of a frame's identity: dumps and profiles of the same code have other PCs."""
 
     def __str__(self) -> str:
         return f"{self.function} {self.file}:{self.line}" if self.file else self.function

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gopark.analysis.tracegroups import GoroutineGroup
-from gopark.formats.trace import Frame, TraceSummary
+from gopark.formats.trace import TraceSummary
+from gopark.model import Frame
 
 TRACE_SCHEMA = "gopark.trace/v1"
 

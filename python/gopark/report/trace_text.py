@@ -6,7 +6,8 @@ import datetime as _dt
 from typing import TextIO
 
 from gopark.analysis.tracegroups import GoroutineGroup
-from gopark.formats.trace import Frame, TraceSummary
+from gopark.formats.trace import TraceSummary
+from gopark.model import Frame
 
 # Which Go releases write each trace format version.
 FORMAT_WRITERS = {22: "Go 1.22", 23: "Go 1.23-1.24", 25: "Go 1.25", 26: "Go 1.26+"}
