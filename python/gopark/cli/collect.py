@@ -124,7 +124,7 @@ class ProgressDisplay:
 
     def __init__(self, stream: TextIO, quiet: bool, verbose: bool) -> None:
         self.verbose = verbose and not quiet
-        self.console = Console(file=stream, stderr=stream is sys.stderr)
+        self.console = Console(file=stream, stderr=stream is sys.stderr, markup=False)
         self.live = not quiet and self.console.is_terminal
         self.progress: Progress | None = None
         self.task: TaskID | None = None
@@ -133,7 +133,7 @@ class ProgressDisplay:
         if self.live:
             self.progress = Progress(
                 TextColumn("[bold]collecting[/]"), _Elapsed(time.monotonic()),
-                TextColumn("{task.description}"), console=self.console, transient=True,
+                TextColumn("{task.description}", markup=False), console=self.console, transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task("starting", total=None)

@@ -101,7 +101,8 @@ class _Display:
     """Steps and a live status line on a terminal; nothing when stderr is piped."""
 
     def __init__(self, stream: TextIO, duration: float) -> None:
-        self.console = Console(file=stream, stderr=stream is sys.stderr, highlight=False)
+        self.console = Console(file=stream, stderr=stream is sys.stderr, highlight=False,
+                               markup=False)
         self.live = self.console.is_terminal
         self.progress: Progress | None = None
         self.load = LoadStats()

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise GoparkError("--iterations must be ≥ 0, --top ≥ 1 and --max-load in 0..1")
     # No retries: the next refresh is the retry.
     options = replace(client_options(args), retries=0)
-    console = Console()
+    console = Console(markup=False)  # names and paths come from the target: never markup
     with PprofClient(args.url, options) as client:
         watch = Watcher(client, args.history, heap=not args.no_heap)
         try:

@@ -31,7 +31,7 @@ def _bytes(n: int, signed: bool = False) -> str:
 def render_text(goroutines: SnapshotDiff | None, heap: HeapDiff | None, out: TextIO,
                 top: int = 20, show_same: bool = False) -> None:
     """Tables of the changed groups (new and vanished included) and heap sites."""
-    console = Console(file=out, highlight=False)
+    console = Console(file=out, highlight=False, markup=False)
     if not console.is_terminal:
         console.width = 160  # a pipe or file: keep rows on one line for grep
     if goroutines is not None:

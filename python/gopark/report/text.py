@@ -56,7 +56,7 @@ def render_inventory(inv: Inventory, out: TextIO, limit: int | None = None,
                      terminal: bool | None = None, stacks: bool = False) -> None:
     """Print an inventory, largest group first (``limit`` groups at most); with ``stacks``,
     each group's example stack after the table."""
-    console = _Console(file=out, highlight=False, force_terminal=terminal)
+    console = _Console(file=out, highlight=False, markup=False, force_terminal=terminal)
     groups = inv.groups[:limit] if limit else inv.groups
     head = (f"{inv.source}: {inv.total:,} goroutines in {len(inv.groups):,} groups "
             f"({inv.form}, similarity {inv.similarity}); parked {inv.parked_fraction:.0%}")
@@ -114,7 +114,8 @@ def render_inventory(inv: Inventory, out: TextIO, limit: int | None = None,
 def render_diagnosis(d: Diagnosis, out: TextIO, terminal: bool | None = None,
                      show_benign: bool = True) -> None:
     """Print a diagnosis: summary, then each finding with evidence, line and fix."""
-    console = _Console(file=out, highlight=False, force_terminal=terminal, soft_wrap=True)
+    console = _Console(file=out, highlight=False, markup=False, force_terminal=terminal,
+                       soft_wrap=True)
     s = d.summary
     console.print(Text(f"gopark diagnosis of {d.target}", style="bold"))
     facts = [f"goroutines: {s.goroutines_last:,}"]

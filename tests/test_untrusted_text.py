@@ -1,0 +1,102 @@
+"""Names and paths from a profile are untrusted text: every terminal view prints them as
+they are. Go's generic functions have brackets in their names (``main.(*queue[...]).wait``
+in dumps and traces, ``[go.shape.int]`` in profiles), and a source folder may be called
+``a[bold]b`` or hold ``c[/]d``: a renderer that takes them for markup drops text or crashes
+(rich's MarkupError on ``[/]``).
+
+The genericleak program is built from a copy of the fixture module under such folders, so
+its dumps, profiles and trace carry both for real.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import gofixtures
+import pytest
+from gopark.demo.goprocess import GoProcess, build
+from terminal import run_in_terminal
+
+GOPARK = str(Path(sys.executable).parent / "gopark")
+DUMP_NAME = "main.(*queue[...]).wait"
+PROFILE_NAME = "main.(*queue[go.shape.int]).wait"
+HOSTILE_DIR = "a[bold]b/c[/]d"  # two folders: "a[bold]b", then "c[" holding "]d"
+LEAKED = 60
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GoProcess, Path]]:
+    """The running program (leaking a goroutine per request) and a folder with a debug=2
+    dump and a goroutine profile before and after a short execution trace."""
+    root = tmp_path_factory.mktemp("untrusted")
+    module = root / HOSTILE_DIR / "mod"
+    module.mkdir(parents=True)
+    src = gofixtures.GOPROGRAMS
+    for name in ("go.mod", "go.sum"):
+        if (src / name).exists():
+            shutil.copy(src / name, module / name)
+    for package in ("harness", "genericleak"):
+        shutil.copytree(src / package, module / package)
+    cache = gofixtures.CACHE
+    binary = build(module, "genericleak", root / "genericleak", str(gofixtures.go_binary("1.27")),
+                   {"GOCACHE": str(cache / "gocache"), "GOPATH": str(cache / "gopath")})
+    files = root / "files"
+    files.mkdir()
+    with GoProcess(binary, ["-n", str(LEAKED), "-rate", "20"]) as p:
+        # Two dumps some requests apart (diff prints only groups that changed); what they
+        # hold exactly doesn't matter here, only how names and paths are printed.
+        (files / "before.txt").write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
+        (files / "before.pb.gz").write_bytes(gofixtures.fetch(p, "goroutine"))
+        (files / "trace.out").write_bytes(gofixtures.fetch(p, "trace?seconds=0.5"))
+        (files / "dump.txt").write_bytes(gofixtures.fetch(p, "goroutine?debug=2"))
+        (files / "goroutine.pb.gz").write_bytes(gofixtures.fetch(p, "goroutine"))
+        yield p, files
+
+
+def _terminal(*args: str) -> str:
+    """`gopark ARGS` on a wide pseudo-terminal (rich renders as for a user); its output."""
+    env = {**os.environ, "COLUMNS": "400", "LINES": "60", "TERM": "xterm-256color"}
+    code, text = run_in_terminal([GOPARK, *args], env, timeout=300)
+    assert code == 0, text
+    assert "Traceback" not in text and "MarkupError" not in text, text
+    return text
+
+
+def test_the_inputs_carry_brackets(captured: tuple[GoProcess, Path]) -> None:
+    """The premise: Go itself writes these names and paths."""
+    _, files = captured
+    dump = (files / "dump.txt").read_text()
+    assert DUMP_NAME in dump and f"{HOSTILE_DIR}/mod/genericleak/main.go" in dump
+
+
+def test_goroutines_prints_bracketed_names(captured: tuple[GoProcess, Path]) -> None:
+    _, files = captured
+    assert DUMP_NAME in _terminal("goroutines", str(files / "dump.txt"))
+    assert PROFILE_NAME in _terminal("goroutines", str(files / "goroutine.pb.gz"))
+
+
+def test_diagnose_prints_the_name_and_the_path(captured: tuple[GoProcess, Path]) -> None:
+    _, files = captured
+    text = _terminal("diagnose", str(files / "dump.txt"))
+    assert f"at {DUMP_NAME} (main.go:" in text
+    assert f"{HOSTILE_DIR}/mod/genericleak/main.go:" in text
+
+
+def test_diff_and_trace_print_bracketed_names(captured: tuple[GoProcess, Path]) -> None:
+    _, files = captured
+    assert DUMP_NAME in _terminal("diff", str(files / "before.txt"), str(files / "dump.txt"))
+    assert PROFILE_NAME in _terminal("diff", str(files / "before.pb.gz"),
+                                     str(files / "goroutine.pb.gz"))
+    trace = _terminal("trace", str(files / "trace.out"))  # traces print [...] too
+    assert f"blocked at {DUMP_NAME} " in trace
+    assert f"{HOSTILE_DIR}/mod/genericleak/main.go:" in trace
+
+
+def test_watch_live_view_prints_bracketed_names(captured: tuple[GoProcess, Path]) -> None:
+    p, _ = captured
+    text = _terminal("watch", p.base_url, "--interval", "0.5s", "--iterations", "3")
+    assert PROFILE_NAME in text
