@@ -10,15 +10,20 @@ its dumps, profiles and trace carry both for real.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gofixtures
 import pytest
 from gopark.demo.goprocess import GoProcess, build
+from gopark.formats import profile_pb2
 from terminal import run_in_terminal
 
 GOPARK = str(Path(sys.executable).parent / "gopark")
@@ -100,3 +105,72 @@ def test_watch_live_view_prints_bracketed_names(captured: tuple[GoProcess, Path]
     p, _ = captured
     text = _terminal("watch", p.base_url, "--interval", "0.5s", "--iterations", "3")
     assert PROFILE_NAME in text
+
+
+# -- control characters: hand-altered copies of the real captures (hostile input) --------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J"  # retitle the terminal window, then clear the screen
+SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J"  # how gopark must print them
+
+
+def _raw_terminal(*args: str) -> str:
+    """Like _terminal, but with every byte gopark wrote, its own styles included."""
+    env = {**os.environ, "COLUMNS": "400", "LINES": "60", "TERM": "xterm-256color"}
+    code, text = run_in_terminal([GOPARK, *args], env, timeout=300, keep_styles=True)
+    assert code == 0, text
+    return text
+
+
+def test_control_characters_in_a_profile_are_escaped(captured: tuple[GoProcess, Path],
+                                                     tmp_path: Path) -> None:
+    """A hostile target's profile with an ESC sequence in a function name and a newline in a
+    file name: every view shows them escaped and never writes the ESC to the terminal."""
+    _, files = captured
+    pb = profile_pb2.Profile()
+    pb.ParseFromString(gzip.decompress((files / "goroutine.pb.gz").read_bytes()))
+    table = list(pb.string_table)  # bytes: our profile.proto reads strings as bytes
+    table[table.index(PROFILE_NAME.encode())] = (PROFILE_NAME + ESCAPES).encode()
+    path = next(s for s in table if s.endswith(b"/genericleak/main.go"))
+    table[table.index(path)] = path.replace(b"/main.go", b"/ma\nin.go")
+    del pb.string_table[:]
+    pb.string_table.extend(table)
+    hostile = tmp_path / "hostile.pb.gz"
+    hostile.write_bytes(gzip.compress(pb.SerializeToString()))
+    for command in ("goroutines", "diagnose"):
+        text = _raw_terminal(command, str(hostile))
+        assert ESCAPES not in text and "\x1b]0;" not in text, command
+        assert PROFILE_NAME + SHOWN in text, command
+    doc = json.loads(subprocess.run([GOPARK, "goroutines", str(hostile), "--format", "json"],
+                                    capture_output=True, text=True, timeout=120).stdout)
+    texts = list(_strings(doc))  # the JSON holds the same visible escapes
+    assert any(PROFILE_NAME + SHOWN in t for t in texts)
+    assert any("/ma\\x0ain.go" in t for t in texts) and not any("\n" in t for t in texts)
+
+
+def _strings(doc: Any) -> Iterator[str]:
+    if isinstance(doc, str):
+        yield doc
+    elif isinstance(doc, dict):
+        for v in doc.values():
+            yield from _strings(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _strings(v)
+
+
+def test_control_characters_in_a_dump_and_a_trace_are_escaped(
+        captured: tuple[GoProcess, Path], tmp_path: Path) -> None:
+    _, files = captured
+    dump = tmp_path / "hostile.txt"
+    dump.write_text((files / "dump.txt").read_text().replace(DUMP_NAME, DUMP_NAME + ESCAPES))
+    text = _raw_terminal("goroutines", str(dump))
+    assert ESCAPES not in text and DUMP_NAME + SHOWN in text
+    # In the trace's string table, a path of the same length with an ESC sequence in it.
+    data = (files / "trace.out").read_bytes()
+    plain, hostile = b"genericleak/main.go", b"generic\x1b[2J/main.go"
+    assert len(plain) == len(hostile) and plain in data
+    trace = tmp_path / "hostile.trace"
+    trace.write_bytes(data.replace(plain, hostile))
+    for args in (["trace", str(trace)], ["trace", str(trace), "--events"]):
+        text = _raw_terminal(*args)
+        assert "\x1b[2J" not in text and "generic\\x1b[2J/main.go" in text, args

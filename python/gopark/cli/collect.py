@@ -133,7 +133,8 @@ class ProgressDisplay:
         if self.live:
             self.progress = Progress(
                 TextColumn("[bold]collecting[/]"), _Elapsed(time.monotonic()),
-                TextColumn("{task.description}", markup=False), console=self.console, transient=True,
+                TextColumn("{task.description}", markup=False), console=self.console,
+                transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task("starting", total=None)

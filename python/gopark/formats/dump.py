@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from gopark.errors import InputError
 from gopark.formats.gotext import FrameInterner, go_unquote, label_pairs
+from gopark.formats.printable import printable
 from gopark.model import Frame, Goroutine, Snapshot
 
 # One goroutine, found in a single pass of the regex engine (far faster than Python
@@ -157,7 +158,7 @@ def _parse_status(text: str) -> _Status:
             raise ValueError(f"unknown status detail {part!r}")
     if not state:
         raise ValueError("empty status")
-    return _Status(state, wait, locked, leaked, durable, bubble)
+    return _Status(printable(state), wait, locked, leaked, durable, bubble)
 
 
 # One "key: value" of Go 1.27 traceback labels; quoted when not plain (traceback.go).

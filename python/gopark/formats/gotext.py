@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from gopark.formats.printable import printable
 from gopark.model import Frame
 
 # A backslash and what follows; anything but a known escape is rejected.
@@ -53,7 +54,8 @@ def label_pairs(body: str, pair: re.Pattern[str], expected: str) -> Iterator[re.
 
 
 class FrameInterner:
-    """Hands out one Frame object per (function, file, line), so big dumps share frames."""
+    """Hands out one Frame object per (function, file, line), so big dumps share frames;
+    names and paths come out printable (control characters escaped)."""
 
     __slots__ = ("_frames",)
 
@@ -65,5 +67,5 @@ class FrameInterner:
         key = (function, file, line)
         frame = self._frames.get(key)
         if frame is None:
-            frame = self._frames[key] = Frame(function, file, line)
+            frame = self._frames[key] = Frame(printable(function), printable(file), line)
         return frame

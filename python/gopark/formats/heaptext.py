@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from gopark.errors import InputError
+from gopark.formats.gotext import FrameInterner
 from gopark.model import Frame, Profile, Sample, SampleType
 
 MEMSTATS_MARKER = "# runtime.MemStats"
@@ -177,7 +178,7 @@ def _parse_samples(text: str, source: str) -> Profile:
                          f"expected 'heap profile: N: N [N: N] @ heap/RATE', got {got!r}")
     # The header states twice the sampling rate, for old pprof versions.
     rate = int(header.group(5)) // 2
-    frames: dict[tuple[str, str, int], Frame] = {}
+    frames = FrameInterner()
     samples: list[Sample] = []
     stack: list[Frame] = []
     for n, raw in enumerate(lines[1:], start=2):
@@ -190,12 +191,7 @@ def _parse_samples(text: str, source: str) -> Profile:
                 raise InputError(source, f"line {n}",
                                  f"expected a stack frame '#\\t0xPC\\tfunc+0xOFF\\tfile:line', "
                                  f"got {line[:60]!r}")
-            func, file, lineno = m.group(1) or "", m.group(2) or "", int(m.group(3) or 0)
-            key = (func, file, lineno)
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = Frame(*key)
-            stack.append(frame)
+            stack.append(frames.get(m.group(1) or "", m.group(2) or "", int(m.group(3) or 0)))
             continue
         m = _RECORD.match(line)
         if m is None:

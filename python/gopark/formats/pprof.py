@@ -19,6 +19,7 @@ from gopark.errors import InputError
 from gopark.formats import profile_pb2
 from gopark.formats.gotext import FrameInterner
 from gopark.formats.inflate import gunzip
+from gopark.formats.printable import printable
 from gopark.formats.sniff import GZIP_MAGIC
 from gopark.model import Frame, Goroutine, Profile, Sample, SampleType, Snapshot
 
@@ -84,7 +85,8 @@ class _Resolver:
     def __init__(self, pb: Any, source: str) -> None:
         self.pb = pb
         self.source = source
-        self.strings: list[str] = [s.decode("utf-8", "replace") for s in pb.string_table]
+        self.strings: list[str] = [printable(s.decode("utf-8", "replace"))
+                                   for s in pb.string_table]
         if not self.strings or self.strings[0] != "":
             raise InputError(source, None, "not a pprof profile: string table does not start "
                              'with ""')

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from gopark import _core
 from gopark.errors import InputError
+from gopark.formats.printable import printable
 from gopark.model import Frame
 
 # Event kinds (the `kind` column).
@@ -138,7 +139,7 @@ class Catalog:
     """The trace's strings and stacks (IDs are shared by all generations)."""
 
     def __init__(self, raw: _core.Reader) -> None:
-        self.strings: list[str] = raw.strings()
+        self.strings: list[str] = [printable(s) for s in raw.strings()]
         frames = raw.frames()
         self._pc, self._func, self._file, self._line = (
             frames["pc"], frames["func"], frames["file"], frames["line"])
