@@ -174,3 +174,22 @@ def test_control_characters_in_a_dump_and_a_trace_are_escaped(
     for args in (["trace", str(trace)], ["trace", str(trace), "--events"]):
         text = _raw_terminal(*args)
         assert "\x1b[2J" not in text and "generic\\x1b[2J/main.go" in text, args
+
+
+def test_control_characters_in_a_shared_bundle_are_escaped(captured: tuple[GoProcess, Path],
+                                                           tmp_path: Path) -> None:
+    """A bundle someone sent: its manifest's target, notes and errors reach the terminal."""
+    p, _ = captured
+    bundle = tmp_path / "bundle"
+    r = subprocess.run([GOPARK, "collect", p.base_url, "-o", str(bundle), "--duration", "1s",
+                        "--interval", "0.5s", "--quiet"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["target"] += ESCAPES
+    manifest["notes"].append("see" + ESCAPES)
+    manifest["files"][-1]["error"] = "refused" + ESCAPES
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    text = _raw_terminal("diagnose", str(bundle))
+    assert ESCAPES not in text and "\x1b]0;" not in text
+    assert SHOWN in text  # the target, in the diagnosis's first line

@@ -67,6 +67,7 @@ from typing import Any, BinaryIO
 from gopark import __version__
 from gopark.collect.bundlezip import BundleZip, is_zip, write_zip
 from gopark.errors import CollectError, InputError
+from gopark.untrusted import printable
 
 SCHEMA = "gopark.bundle/v1"
 MANIFEST = "manifest.json"
@@ -393,33 +394,39 @@ def _field_of(e: Exception) -> str:
 
 
 def _bundle_from_json(directory: Path, d: dict[str, Any]) -> Bundle:
+    # A bundle may come from someone else: its text reaches terminals (see printable).
+    def text(v: Any) -> str:
+        return printable(str(v))
+
     def opt_str(key: str) -> str | None:
         v = d.get(key)
         if v is not None and not isinstance(v, str):
             raise TypeError(f"{key} must be a string or null")
-        return v
+        return None if v is None else printable(v)
 
     files = []
     for i, e in enumerate(d["files"]):
         if not isinstance(e, dict):
             raise TypeError(f"files[{i}] must be an object")
+        error = e.get("error")
         files.append(BundleFile(
-            name=e["name"], kind=str(e["kind"]), form=str(e["form"]),
-            request=str(e.get("request", "")), phase=str(e.get("phase", "")),
-            started=parse_time(e["started"]), duration_s=float(e["duration_s"]),
-            size=int(e["size"]), error=e.get("error"),
-            retries=[str(r) for r in e.get("retries") or []],
+            name=None if e["name"] is None else text(e["name"]), kind=text(e["kind"]),
+            form=text(e["form"]), request=text(e.get("request", "")),
+            phase=text(e.get("phase", "")), started=parse_time(e["started"]),
+            duration_s=float(e["duration_s"]), size=int(e["size"]),
+            error=None if error is None else text(error),
+            retries=[text(r) for r in e.get("retries") or []],
         ))
     finished = opt_str("finished")
     profiles = d.get("profiles") or {}
     if not isinstance(profiles, dict):
         raise TypeError("profiles must be an object")
     return Bundle(
-        directory=directory, target=str(d["target"]), started=parse_time(d["started"]),
-        gopark_version=str(d.get("gopark_version", "")), go_version=opt_str("go_version"),
+        directory=directory, target=text(d["target"]), started=parse_time(d["started"]),
+        gopark_version=text(d.get("gopark_version", "")), go_version=opt_str("go_version"),
         go_version_source=opt_str("go_version_source"),
-        finished=parse_time(finished) if finished else None, status=str(d["status"]),
-        options=dict(d.get("options") or {}), profiles={str(k): int(v) for k, v in
+        finished=parse_time(finished) if finished else None, status=text(d["status"]),
+        options=dict(d.get("options") or {}), profiles={text(k): int(v) for k, v in
                                                         profiles.items()},
-        notes=[str(n) for n in d.get("notes") or []], files=files,
+        notes=[text(n) for n in d.get("notes") or []], files=files,
     )

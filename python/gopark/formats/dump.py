@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 from gopark.errors import InputError
 from gopark.formats.gotext import FrameInterner, go_unquote, label_pairs
-from gopark.formats.printable import printable
 from gopark.model import Frame, Goroutine, Snapshot
+from gopark.untrusted import printable
 
 # One goroutine, found in a single pass of the regex engine (far faster than Python
 # code per line): the header "goroutine N [gp=.. m=.. mp=..] [STATUS] [{labels}]:", the

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gopark.formats.printable import printable
 from gopark.model import Frame
+from gopark.untrusted import printable
 
 # A backslash and what follows; anything but a known escape is rejected.
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[abfnrtv\\\"']|.?)", re.S)

@@ -19,9 +19,9 @@ from gopark.errors import InputError
 from gopark.formats import profile_pb2
 from gopark.formats.gotext import FrameInterner
 from gopark.formats.inflate import gunzip
-from gopark.formats.printable import printable
 from gopark.formats.sniff import GZIP_MAGIC
 from gopark.model import Frame, Goroutine, Profile, Sample, SampleType, Snapshot
+from gopark.untrusted import printable
 
 MAX_PROFILE_BYTES = 1 << 30
 """Largest decompressed profile accepted; a gzip bomb stops here instead of eating memory."""

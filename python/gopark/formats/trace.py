@@ -35,8 +35,8 @@ from numpy.typing import NDArray
 
 from gopark import _core
 from gopark.errors import InputError
-from gopark.formats.printable import printable
 from gopark.model import Frame
+from gopark.untrusted import printable
 
 # Event kinds (the `kind` column).
 KIND_NAMES = (
