@@ -16,12 +16,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import gofixtures
 import pytest
+from gopark.collect.client import FetchError, PprofClient
 from gopark.demo.goprocess import GoProcess, build
 from gopark.formats import profile_pb2
 from terminal import run_in_terminal
@@ -193,3 +196,30 @@ def test_control_characters_in_a_shared_bundle_are_escaped(captured: tuple[GoPro
     text = _raw_terminal("diagnose", str(bundle))
     assert ESCAPES not in text and "\x1b]0;" not in text
     assert SHOWN in text  # the target, in the diagnosis's first line
+
+
+def test_control_characters_in_an_error_body_are_escaped() -> None:
+    """What a target (or a proxy in front of it) answers with an error status is quoted in
+    messages, the manifest and watch's status line: escaped too. (A stand-in server: the
+    point is the bytes it answers with, which no Go program is needed to send.)"""
+
+    class Hostile(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = ("denied" + ESCAPES + "\n").encode()
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/debug/pprof/"
+        with PprofClient(url) as c, pytest.raises(FetchError) as e:
+            c.fetch_bytes("goroutine", 1 << 20)
+    finally:
+        server.shutdown()
+    assert str(e.value) == "HTTP 403: denied" + SHOWN

@@ -28,6 +28,7 @@ import httpx
 
 from gopark import __version__
 from gopark.errors import CollectError
+from gopark.untrusted import printable
 
 MiB = 1024 * 1024
 
@@ -342,7 +343,8 @@ def _short_text(resp: httpx.Response) -> str:
                 break
     except httpx.HTTPError:
         pass
-    return got[:200].decode("utf-8", "replace").strip().splitlines()[0] if got.strip() else ""
+    text = got[:200].decode("utf-8", "replace").strip()
+    return printable(text.splitlines()[0]) if text else ""  # the target's words: untrusted
 
 
 def _human(n: int) -> str:
