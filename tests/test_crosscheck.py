@@ -209,7 +209,10 @@ def test_ticker_loop_keeps_waking(captures: dict[str, Capture]) -> None:
     c = _check_at(cap.checks(), "main.startSession.func1")
     assert c.at_site >= 200
     assert c.woken >= 0.9 * c.at_site
-    assert 30 <= c.wakes_per_goroutine <= 42
+    # at most one wake per tick of the window, which a loaded machine stops late (2.15 s
+    # seen), plus one fired just before the trace and taken in it
+    ticks = cap.facts().duration_ns / 50e6
+    assert 30 <= c.wakes_per_goroutine <= ticks + 2
     assert c.period_ns is not None and 45e6 <= c.period_ns <= 60e6
     assert c.timer_share >= 0.9
     assert is_timer_loop(c)

@@ -5,8 +5,10 @@
 // that leak (blocked on a channel send nobody receives).
 //
 // With -trace FILE it records its own trace for -for (runtime/trace.Start, or the
-// flight recorder with -flight) and exits; otherwise it serves net/http/pprof through
-// the shared harness and keeps working, so /debug/pprof/trace can be fetched.
+// flight recorder with -flight) and exits (with -cpu and trace.Start, not before the
+// process used minCPU in the trace, so that it holds CPU samples on a loaded machine);
+// otherwise it serves net/http/pprof through the shared harness and keeps working, so
+// /debug/pprof/trace can be fetched.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"sync"
+	"syscall"
 	"time"
 
 	"goparkfixtures/harness"
@@ -35,12 +38,20 @@ var (
 	leaks     = flag.Int("leaks", 5, "goroutines leaked per second (blocked forever on a send)")
 )
 
+// minCPU is the CPU time a -cpu trace lasts for at least: ~20 profiling samples at
+// 100 Hz, where a short trace on a loaded machine may get none (measured: 2 to 13 in
+// 200 ms). maxWait bounds how long a trace waits for it.
+const (
+	minCPU  = 200 * time.Millisecond
+	maxWait = 30 * time.Second
+)
+
 var (
-	mu    sync.Mutex
-	rw    sync.RWMutex
-	table = map[int]int{} // guarded by mu
-	shared int            // guarded by rw
-	sink  [][]byte
+	mu     sync.Mutex
+	rw     sync.RWMutex
+	table  = map[int]int{} // guarded by mu
+	shared int             // guarded by rw
+	sink   [][]byte
 )
 
 // pingPong bounces a value between two goroutines over unbuffered channels.
@@ -246,7 +257,18 @@ func recordTrace() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		start, cpuStart := time.Now(), processCPU()
+		if *leaks > 0 {
+			// Leaks created in the window whatever the ticker manages on a loaded
+			// machine (a starved process drops its ticks).
+			for k := 0; k < 5; k++ {
+				leak()
+			}
+		}
 		time.Sleep(*duration)
+		for *cpu && processCPU()-cpuStart < minCPU && time.Since(start) < maxWait {
+			time.Sleep(10 * time.Millisecond)
+		}
 		trace.Stop()
 	}
 	if err := out.Close(); err != nil {
@@ -254,4 +276,13 @@ func recordTrace() int {
 		return 1
 	}
 	return 0
+}
+
+// processCPU is the CPU time (user and system) the process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
