@@ -22,9 +22,11 @@ from tracefixtures import busy_trace
 def multi(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trace of several generations; Go 1.25 has no end-of-generation marker. The runtime
     starts one every 0.6 s here (every 1 s by default, which a loaded machine stretches:
-    2.2 s could give only two); the first still holds a quarter of the file or more."""
+    2.2 s could give only two); the first still holds a quarter of the file or more.
+    Two workers: with one, a machine at load 11 wrote middle generations of 300-420 KiB,
+    too close to BIG_GENERATION."""
     out = tmp_path_factory.mktemp("damage") / f"multi-{request.param}.trace"
-    return busy_trace(request.param, out, duration="2200ms", workers=1, cpu=False, leaks=2,
+    return busy_trace(request.param, out, duration="2200ms", workers=2, cpu=False, leaks=2,
                       godebug="traceadvanceperiod=600000000")
 
 
