@@ -3,6 +3,7 @@ of the environment what a developer's shell or a CI runner may set that would ch
 gopark prints or what the Go fixtures do (tests that need one set it themselves)."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,3 +21,9 @@ os.environ["PYTHONUTF8"] = "1"
 _no_proxy = [os.environ.get(n, "") for n in ("no_proxy", "NO_PROXY")]
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = ",".join(
     filter(None, [*_no_proxy, "127.0.0.1", "localhost", "::1"]))
+
+# A runner that starts pytest in the background without job control (`cmd &` in a script,
+# nohup) leaves SIGINT ignored; the gopark processes the Ctrl-C tests start would inherit
+# that and never see their Ctrl-C. A handled signal is reset to its default in a child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
