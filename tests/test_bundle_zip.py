@@ -292,6 +292,21 @@ def test_damaged_member_is_a_note_and_the_rest_is_used(nested: Path, tmp_path: P
     assert sum(1 for i in loaded.items if getattr(i, "form", None) == "debug2") == 1
 
 
+def test_damaged_trace_in_a_zip_is_named_as_its_member(nested: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """The trace is read from a temporary copy, but messages name the zip's member."""
+    member = first_member(nested, "-trace.trace")
+    data = zipfile.ZipFile(nested).read(member)
+    half = len(data) // 2
+    damaged = rezip(nested, tmp_path / "damaged.zip",
+                    replace={member: data[:half] + b"\xff" * (len(data) - half)})
+    doc = json_of(capsys, "diagnose", str(damaged))
+    about = [n for n in doc["notes"] if "trace" in n and "byte" in n]
+    assert about and all(f"{damaged}:{member}" in n for n in about), doc["notes"]
+    assert not any("gopark-zip-" in n for n in doc["notes"]), doc["notes"]
+
+
 def _declare_entries(z: Path, entries: int) -> None:
     data = bytearray(z.read_bytes())
     at = data.rfind(b"PK\x05\x06")

@@ -43,6 +43,9 @@ class Inputs:
     go_version: str | None = None
     notes: list[str] = field(default_factory=list)
     """Files of a bundle that could not be read (the rest is still used)."""
+    path_names: dict[Path, str] = field(default_factory=dict)
+    """What to call a path among the items in messages: a trace copied out of a zipped
+    bundle is named as its member (``incident.zip:b/0007-trace.trace``), not its copy."""
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -65,6 +68,7 @@ def load_inputs(paths: Iterable[str | Path], traces: bool = True) -> Inputs:
             out.target = out.target or bundle.target
             out.go_version = out.go_version or bundle.go_version
             items, notes = load_bundle(bundle, traces)
+            out.path_names.update(_trace_names(bundle, items))
             out.items.extend(items)
             out.notes.extend(notes)
         else:
@@ -153,6 +157,14 @@ def load_bundle(bundle: Bundle, traces: bool = True) -> tuple[list[Loaded], list
         notes.append(f"the bundle is partial ({bundle.status}); "
                      f"{sum(f.ok for f in bundle.files)} files were taken")
     return items, notes
+
+
+def _trace_names(bundle: Bundle, items: Iterable[Loaded]) -> dict[Path, str]:
+    """The member names of the traces _trace_file copied out of a zipped bundle."""
+    if bundle.archive is None:
+        return {}
+    members = {f.name: bundle.source(f) for f in bundle.select("trace") if f.name}
+    return {i: members[i.name] for i in items if isinstance(i, Path) and i.name in members}
 
 
 def _load_bundle_file(bundle: Bundle, f: BundleFile) -> list[Loaded]:

@@ -235,7 +235,7 @@ def _check(group: Group, facts: TraceFacts, index: _SiteIndex, by_id: bool) -> G
 def contribute(ctx: Context) -> list[Finding]:
     """Trace findings of a diagnosis: the summary's scheduler latency, sched-latency and
     lock-contention findings, and trace evidence on the dump's groups."""
-    facts = _read_traces(ctx.paths, ctx.notes)
+    facts = _read_traces(ctx.paths, ctx.notes, ctx.path_names)
     if not facts:
         return []
     timed = [f.latencies_ns for f in facts if not f.times_in_ticks]
@@ -259,11 +259,12 @@ def contribute(ctx: Context) -> list[Finding]:
     return out
 
 
-def _read_traces(paths: Iterable[Path], notes: list[str]) -> list[TraceFacts]:
+def _read_traces(paths: Iterable[Path], notes: list[str],
+                 names: Mapping[Path, str]) -> list[TraceFacts]:
     out = []
     for p in paths:
         try:
-            facts = trace_facts(p)
+            facts = trace_facts(p, names.get(p))
         except InputError as e:
             notes.append(f"skipped {e}")
             continue

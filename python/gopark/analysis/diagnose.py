@@ -10,7 +10,7 @@ one, with the most serious verdict and all the evidence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,8 @@ class Context:
     """Every other profile (heap, allocs, block, mutex, CPU)."""
     paths: list[Path]
     """Inputs left as paths (execution traces, ...)."""
+    path_names: Mapping[Path, str] = field(default_factory=dict)
+    """What to call a path in messages when not its own name (a trace copied out of a zip)."""
     primary: Snapshot | None = None
     """The snapshot step 1 analysed: the last debug=2 dump, else the last snapshot."""
     inventory: Inventory | None = None
@@ -70,13 +72,16 @@ def split_inputs(inputs: Iterable[Input]) -> Context:
 
 def diagnose(inputs: Sequence[Input], *, threshold: float = suspects.DEFAULT_THRESHOLD,
              source: SourceReader | None = None, target: str | None = None,
-             contributors: Sequence[Contributor] | None = None) -> Diagnosis:
+             contributors: Sequence[Contributor] | None = None,
+             path_names: Mapping[Path, str] | None = None) -> Diagnosis:
     """Diagnose a program from its dumps and profiles.
 
     ``threshold`` is the weighted group size that makes a suspect (see suspects.weight);
-    ``contributors`` defaults to ``CONTRIBUTORS``.
+    ``contributors`` defaults to ``CONTRIBUTORS``; ``path_names`` names path inputs in
+    messages (see inputs.Inputs.path_names).
     """
     ctx = split_inputs(inputs)
+    ctx.path_names = path_names or {}
     ctx.threshold = threshold
     if source is not None:
         ctx.source = source
@@ -84,7 +89,7 @@ def diagnose(inputs: Sequence[Input], *, threshold: float = suspects.DEFAULT_THR
     for contributor in CONTRIBUTORS if contributors is None else contributors:
         found.extend(contributor(ctx))
     names = [s.source for s in (*ctx.snapshots, *ctx.leak_snapshots)]
-    names += [p.source for p in ctx.profiles] + [str(p) for p in ctx.paths]
+    names += [p.source for p in ctx.profiles] + [ctx.path_names.get(p, str(p)) for p in ctx.paths]
     times = [s.taken_at for s in ctx.snapshots if s.taken_at is not None]
     version = next((s.go_version for s in (*ctx.snapshots, *ctx.leak_snapshots)
                     if s.go_version), None)

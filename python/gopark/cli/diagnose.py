@@ -59,7 +59,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis; 1 when --fail-on is met."""
     inputs = _inputs(args)
-    d = diagnose(inputs.items, threshold=args.threshold, target=inputs.target)
+    d = diagnose(inputs.items, threshold=args.threshold, target=inputs.target,
+                 path_names=inputs.path_names)
     d.notes.extend(inputs.notes)
     if args.format == "json":
         sys.stdout.write(json_report.dumps(json_report.diagnosis_json(d)))

@@ -189,7 +189,7 @@ def run_demo(options: DemoOptions = DemoOptions(), say: Say = lambda _: None,
             collect_seconds = time.monotonic() - collect_began
         load_seconds = time.monotonic() - began
     say("stopped the demo service; diagnosing …")
-    d = diagnose(inputs.items, target=proc.base_url)
+    d = diagnose(inputs.items, target=proc.base_url, path_names=inputs.path_names)
     d.notes.extend(inputs.notes)
     d.go_version = d.go_version or version
     interrupted = any(n.startswith("collection interrupted") for n in inputs.notes)
