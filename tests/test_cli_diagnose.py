@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,38 @@ def test_unreadable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code = main(["diagnose", str(broken)])
     err = capsys.readouterr().err
     assert code == 2 and str(broken) in err and len(err.strip().splitlines()) == 1
+
+
+def test_ignore_leaves_out_a_known_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    """--ignore REGEX: a finding with a matching function in its stack, location or creator
+    is left out (counted in a note); the rest stays, ids are given again, and --fail-on
+    judges what is left."""
+    dump = str(capture("rangeunclosed", "1.24").files["debug2"])
+    assert main(["diagnose", dump, "--format", "json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    top = full["findings"][0]
+    assert top["verdict"] == "suspected" and top["location"]["function"] == "main.consume"
+    # by the creator's function only (not in the leaking goroutines' own stacks)
+    creator = top["created_by"]["function"]
+    assert not [s for s in top["stack"] if s.startswith(f"{creator} ")]
+    args = ["diagnose", dump, "--format", "json", "--ignore", f"^{re.escape(creator)}$"]
+    assert main([*args, "--fail-on", "suspected"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert not [f for f in kept["findings"] if f["location"] == top["location"]]
+    assert len(kept["findings"]) < len(full["findings"])
+    assert [f["id"] for f in kept["findings"]] == [f"F{i}" for i in
+                                                   range(1, len(kept["findings"]) + 1)]
+    assert any("left out by --ignore" in n for n in kept["notes"])
+    # a pattern that matches nothing changes nothing
+    assert main(["diagnose", dump, "--format", "json", "--ignore", "^no\\.such$",
+                 "--fail-on", "suspected"]) == 1
+    assert json.loads(capsys.readouterr().out)["findings"] == full["findings"]
+
+
+def test_ignore_with_a_bad_regex_is_a_usage_error() -> None:
+    dump = str(capture("rangeunclosed", "1.24").files["debug2"])
+    out = subprocess.run([sys.executable, "-m", "gopark", "diagnose", dump, "--ignore", "(*"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("gopark: error: --ignore '(*': not a regular expression")
+    assert out.stderr.count("\n") == 1

@@ -6,6 +6,8 @@ reporters render them, analyses produce them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gopark.model import Frame
@@ -95,3 +97,23 @@ class Diagnosis:
         for i, f in enumerate(out, 1):
             f.id = f"F{i}"
         return out
+
+    def ignore(self, patterns: Sequence[re.Pattern[str]]) -> list[Finding]:
+        """Drop the findings a pattern accepts (a shape the team knows and keeps, as
+        goleak's IgnoreTopFunction/IgnoreAnyFunction do): one that ``search``-matches a
+        function of the finding's stack, its location or its creator. Ids are given again
+        and a note counts what was dropped; returns the dropped findings."""
+        def accepted(f: Finding) -> bool:
+            frames = [*f.stack, f.location, f.created_by]
+            names = {fr.function for fr in frames if fr is not None}
+            return any(p.search(n) for p in patterns for n in names)
+
+        dropped = [f for f in self.findings if accepted(f)]
+        if dropped:
+            self.findings = [f for f in self.findings if not accepted(f)]
+            self.findings = self.ranked()
+            serious = sum(f.verdict != "benign" for f in dropped)
+            self.notes.append(f"{len(dropped)} finding(s) left out by --ignore "
+                              f"({serious} not benign, {sum(f.goroutines for f in dropped):,} "
+                              "goroutines)")
+        return dropped

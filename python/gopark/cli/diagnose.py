@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,7 @@ suspected, benign), the evidence, the source location and a fix.
   gopark diagnose goroutine-debug2.txt
   gopark diagnose dump.txt goroutineleak.pb.gz --format json
   gopark diagnose dump.txt --fail-on suspected     # exit 1 if anything is suspected
+  gopark diagnose dump.txt --ignore 'cache\\.janitor' --fail-on confirmed  # a CI gate
   gopark diagnose http://127.0.0.1:6060/debug/pprof/ --duration 20s --interval 4s
   gopark diagnose URL --trace 5s --keep incident/  # with a trace; keep the bundle
   gopark diagnose dump.txt trace.out               # a dump and a trace of the same process
@@ -50,6 +52,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=VERDICTS[:-1], default=None, metavar="VERDICT",
                         help="exit 1 when a finding is this serious or worse "
                              "(proven, confirmed, suspected)")
+    parser.add_argument("--ignore", action="append", default=[], metavar="REGEX",
+                        help="leave out findings with a function matching REGEX in their "
+                             "stack, location or creator: a shape you know and keep "
+                             "(repeatable; e.g. 'cache\\.\\(\\*janitor\\)')")
     parser.add_argument("--no-benign", action="store_true", help="hide known idle shapes (text)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="with a URL: keep the collected bundle in DIR")
@@ -58,15 +64,24 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis; 1 when --fail-on is met."""
+    ignore = [_regex(p) for p in args.ignore]
     inputs = _inputs(args)
     d = diagnose(inputs.items, threshold=args.threshold, target=inputs.target,
                  path_names=inputs.path_names)
+    d.ignore(ignore)
     d.notes.extend(inputs.notes)
     if args.format == "json":
         sys.stdout.write(json_report.dumps(json_report.diagnosis_json(d)))
     else:
         text_report.render_diagnosis(d, sys.stdout, show_benign=not args.no_benign)
     return 1 if failed(d.findings, args.fail_on) else 0
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise GoparkError(f"--ignore {pattern!r}: not a regular expression ({e})") from None
 
 
 def _inputs(args: argparse.Namespace) -> Inputs:
