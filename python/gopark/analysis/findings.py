@@ -108,10 +108,13 @@ class Diagnosis:
             names = {fr.function for fr in frames if fr is not None}
             return any(p.search(n) for p in patterns for n in names)
 
-        dropped = [f for f in self.findings if accepted(f)]
+        kept: list[Finding] = []
+        dropped: list[Finding] = []
+        for f in self.findings:
+            (dropped if accepted(f) else kept).append(f)
         if dropped:
-            self.findings = [f for f in self.findings if not accepted(f)]
-            self.findings = self.ranked()
+            self.findings = kept
+            self.findings = self.ranked()  # F1.. again, without gaps
             serious = sum(f.verdict != "benign" for f in dropped)
             self.notes.append(f"{len(dropped)} finding(s) left out by --ignore "
                               f"({serious} not benign, {sum(f.goroutines for f in dropped):,} "
